@@ -1,0 +1,224 @@
+"""Masking strategies and the one mechanism that turns any of them into keep/restore indices.
+
+Every strategy produces *scores* of shape [N, L]: the patches with the smallest scores are kept.
+That is exactly the official ``noise`` contract (``ids_shuffle = argsort(noise)``), so random,
+block, grid and user-drawn masks all go through the same ``indices_from_scores`` path, and every
+sample keeps ``int(L * (1 - ratio))`` patches.
+
+Randomness is drawn on the CPU from a ``torch.Generator`` and moved afterwards, so the same seed
+gives the same mask on CPU and GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import numpy as np
+import torch
+
+from .errors import InvalidParameterError
+
+GRID_RATIO = 0.75  # grid masking keeps one patch of every 2x2 cell
+
+
+class MaskIndices(NamedTuple):
+    """Result of masking a batch of L patches down to K visible ones."""
+
+    ids_keep: torch.Tensor  # [N, K] indices of kept patches, in score order
+    ids_restore: torch.Tensor  # [N, L] inverse permutation (unshuffle)
+    mask: torch.Tensor  # [N, L] float, 0 = keep, 1 = removed, in original patch order
+
+
+def num_kept(num_patches: int, mask_ratio: float) -> int:
+    """Patches kept per sample, as the official code: ``int(L * (1 - ratio))``."""
+    check_ratio(mask_ratio)
+    return int(num_patches * (1 - mask_ratio))
+
+
+def check_ratio(mask_ratio: float) -> None:
+    if not isinstance(mask_ratio, (int, float)) or not math.isfinite(mask_ratio):
+        raise InvalidParameterError(f"mask_ratio must be a finite number, got {mask_ratio!r}")
+    if not 0.0 <= mask_ratio < 1.0:
+        raise InvalidParameterError(
+            f"mask_ratio must be in [0, 1) (e.g. 0.75 for the paper's 75%), got {mask_ratio}"
+        )
+
+
+def indices_from_scores(scores: torch.Tensor, len_keep: int) -> MaskIndices:
+    """Keep the ``len_keep`` lowest-scoring patches of each row of ``scores`` [N, L].
+
+    Ties are broken by patch position (stable sort), so a 0/1 mask used as scores keeps the
+    visible patches in their original order.
+    """
+    n, length = scores.shape
+    if not 0 <= len_keep <= length:
+        raise InvalidParameterError(f"cannot keep {len_keep} of {length} patches")
+    ids_shuffle = torch.argsort(scores, dim=1, stable=True)  # [N, L] ascending: small = keep
+    ids_restore = torch.argsort(ids_shuffle, dim=1)  # [N, L]
+    ids_keep = ids_shuffle[:, :len_keep]  # [N, K]
+    mask = torch.ones(n, length, device=scores.device)
+    mask[:, :len_keep] = 0
+    mask = torch.gather(mask, dim=1, index=ids_restore)  # [N, L] back in patch order
+    return MaskIndices(ids_keep, ids_restore, mask)
+
+
+def indices_from_mask(mask: torch.Tensor) -> MaskIndices:
+    """Indices for an explicit mask [N, L] (1/True = removed) with the same count per sample."""
+    if mask.dim() != 2:
+        raise InvalidParameterError(f"an explicit mask must be [N, L], got shape {tuple(mask.shape)}")
+    removed = mask.bool()
+    counts = removed.sum(dim=1)
+    if counts.numel() and not bool((counts == counts[0]).all()):
+        raise InvalidParameterError(
+            f"every sample must hide the same number of patches, got counts {counts.tolist()}"
+        )
+    length = mask.shape[1]
+    len_keep = length - int(counts[0]) if counts.numel() else length
+    if len_keep < 1:
+        raise InvalidParameterError("an explicit mask must leave at least one patch visible")
+    return indices_from_scores(removed.float(), len_keep)
+
+
+def make_generator(seed: int | None) -> torch.Generator:
+    """A CPU generator seeded with ``seed`` (a fresh random seed when None)."""
+    g = torch.Generator(device="cpu")
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed) % (2**63))
+    return g
+
+
+ScoreFn = Callable[[int, tuple[int, int], float, torch.Generator], torch.Tensor]
+_STRATEGIES: dict[str, ScoreFn] = {}
+
+
+def register_strategy(name: str) -> Callable[[ScoreFn], ScoreFn]:
+    def wrap(fn: ScoreFn) -> ScoreFn:
+        _STRATEGIES[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_strategies() -> list[str]:
+    return sorted(_STRATEGIES)
+
+
+def check_strategy(strategy: str, mask_ratio: float) -> None:
+    """Raise InvalidParameterError for an unknown strategy or a ratio it cannot produce."""
+    if strategy not in _STRATEGIES:
+        raise InvalidParameterError(
+            f"unknown masking strategy {strategy!r}; choose one of {', '.join(list_strategies())}"
+        )
+    check_ratio(mask_ratio)
+    if strategy == "grid" and abs(mask_ratio - GRID_RATIO) > 1e-9:
+        raise InvalidParameterError(
+            f"grid masking keeps one patch of every 2x2 cell, so its ratio is always 0.75; "
+            f"got {mask_ratio} (use strategy 'random' or 'block' for other ratios)"
+        )
+
+
+def mask_scores(
+    strategy: str,
+    batch_size: int,
+    grid_size: tuple[int, int],
+    mask_ratio: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Scores [N, L] (CPU, float32) for ``strategy``; pass them as ``noise`` to the model."""
+    check_strategy(strategy, mask_ratio)
+    g = generator if generator is not None else make_generator(None)
+    return _STRATEGIES[strategy](batch_size, grid_size, mask_ratio, g)
+
+
+def sample_mask(
+    strategy: str,
+    batch_size: int,
+    grid_size: tuple[int, int],
+    mask_ratio: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Binary masks [N, h, w] (1 = removed) for ``strategy``, with the exact per-sample count."""
+    scores = mask_scores(strategy, batch_size, grid_size, mask_ratio, generator)
+    length = grid_size[0] * grid_size[1]
+    mask = indices_from_scores(scores, num_kept(length, mask_ratio)).mask
+    return mask.reshape(batch_size, *grid_size)
+
+
+@register_strategy("random")
+def _random_scores(n: int, grid: tuple[int, int], ratio: float, g: torch.Generator) -> torch.Tensor:
+    # Uniform sampling without replacement: argsort of i.i.d. uniform noise (official).
+    return torch.rand(n, grid[0] * grid[1], generator=g)
+
+
+@register_strategy("grid")
+def _grid_scores(n: int, grid: tuple[int, int], ratio: float, g: torch.Generator) -> torch.Tensor:
+    # Keep the top-left patch of every 2x2 cell. On even grids that is exactly L/4 patches; on
+    # odd grids the partial cells give a few extra candidates, trimmed at random.
+    gh, gw = grid
+    rows = torch.arange(gh)[:, None]
+    cols = torch.arange(gw)[None, :]
+    removed = ((rows % 2) + (cols % 2) > 0).float().reshape(1, -1)  # [1, L]
+    return removed + 0.5 * torch.rand(n, gh * gw, generator=g)
+
+
+@register_strategy("block")
+def _block_scores(n: int, grid: tuple[int, int], ratio: float, g: torch.Generator) -> torch.Tensor:
+    length = grid[0] * grid[1]
+    n_mask = length - num_kept(length, ratio)
+    rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=g)))
+    return torch.from_numpy(
+        np.stack([_block_scores_one(grid, n_mask, rng) for _ in range(n)])
+    ).float()
+
+
+def _block_scores_one(
+    grid: tuple[int, int],
+    n_mask: int,
+    rng: np.random.Generator,
+    min_area: int = 16,
+    min_aspect: float = 0.3,
+    max_tries: int = 10,
+) -> np.ndarray:
+    """BEiT block-wise masking for one sample, returned as scores (small = keep).
+
+    Rectangles of random area (>= ``min_area`` patches, or what is left if less) and log-uniform
+    aspect ratio in [0.3, 1/0.3] are placed until ``n_mask`` patches are covered. Patches of later
+    rectangles score lower than earlier ones, so when the last rectangle overshoots, the trim
+    removes patches from it first and the count comes out exact.
+    """
+    gh, gw = grid
+    order = np.zeros((gh, gw), dtype=np.float64)  # 0 = not covered, k = covered by block k
+    covered, block = 0, 0
+    log_aspect = (math.log(min_aspect), math.log(1 / min_aspect))
+    while covered < n_mask and block < 4 * gh * gw:
+        remaining = n_mask - covered
+        lo = min(min_area, remaining)
+        for _ in range(max_tries):
+            area = rng.uniform(lo, max(lo, remaining))
+            aspect = math.exp(rng.uniform(*log_aspect))
+            h = max(1, min(gh, int(round(math.sqrt(area * aspect)))))
+            w = max(1, min(gw, int(round(math.sqrt(area / aspect)))))
+            top = int(rng.integers(0, gh - h + 1))
+            left = int(rng.integers(0, gw - w + 1))
+            window = order[top : top + h, left : left + w]
+            fresh = window == 0
+            if fresh.any():
+                block += 1
+                window[fresh] = block
+                covered += int(fresh.sum())
+                break
+        else:
+            block += 1  # no free spot found with this size; shrink next time via `remaining`
+            if lo == 1:
+                break
+    covered_mask = order > 0
+    # Uncovered: [0, 0.5) random; covered: 1 + (newer block -> smaller) + tiny random tiebreak.
+    scores = np.where(
+        covered_mask,
+        1.0 + (block + 1 - order) / (block + 1) + rng.uniform(0, 1e-3, order.shape),
+        rng.uniform(0, 0.5, order.shape),
+    )
+    return scores.reshape(-1)

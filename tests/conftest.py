@@ -1,0 +1,44 @@
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+# Tests are CPU-only and small; keep torch from oversubscribing the 2-core CI machine.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+
+@pytest.fixture
+def tiny_model():
+    """A tiny randomly initialised MAE on 64 px images (4x4 grid of 16 px patches)."""
+    from mae_core import create_model
+
+    torch.manual_seed(0)
+    return create_model(
+        "mae_vit_tiny_patch16", img_size=64, embed_dim=64, depth=2, num_heads=4,
+        decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4,
+    ).eval()
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, tiny_model):
+    from mae_core import save_model
+
+    return save_model(tiny_model, tmp_path / "ckpts" / "tiny-test.safetensors",
+                      {"training": {"note": "random init, test fixture"}})
+
+
+@pytest.fixture
+def photo():
+    """A smooth synthetic 'photo' (gradients + a disc), RGB, 96x80."""
+    yy, xx = np.mgrid[0:80, 0:96]
+    r = (xx / 95 * 255)
+    g = (yy / 79 * 255)
+    b = np.where((xx - 48) ** 2 + (yy - 40) ** 2 < 400, 220, 40)
+    return Image.fromarray(np.stack([r, g, b], -1).astype(np.uint8), "RGB")
