@@ -1,0 +1,212 @@
+"""The inference worker: one thread, a bounded queue, micro-batches of compatible requests.
+
+Requests never run the model on the event loop: a route submits a ``Job`` and awaits its future.
+The worker takes the first waiting job, waits ``window`` seconds for more, groups what it has by
+``Job.key`` (same checkpoint, resize policy, ratio and strategy, or explicit masks hiding the same
+number of patches) and runs each group as one ``Reconstructor.reconstruct_batch`` call. When a
+batch fails with a typed error, its jobs are retried one by one so each request gets its own error.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable
+
+import numpy as np
+from PIL import Image
+
+from mae_core import Reconstruction, Reconstructor
+from mae_core.errors import MAEError
+
+from .errors import QueueFullError, ServiceUnavailableError
+from .registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """One reconstruction request as the worker sees it."""
+
+    model_id: str | None
+    image: Image.Image
+    mask_ratio: float = 0.75
+    strategy: str = "random"
+    seed: int | None = None
+    mask: np.ndarray | None = None
+    resize: str = "crop"
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    submitted: float = field(default_factory=time.perf_counter)
+
+    def key(self) -> Hashable:
+        """Jobs with equal keys can share one forward pass."""
+        if self.mask is not None:
+            return (self.model_id, self.resize, "custom", int(self.mask.sum()))
+        return (self.model_id, self.resize, round(float(self.mask_ratio), 9), self.strategy)
+
+
+@dataclass
+class JobResult:
+    """What a finished job resolves to."""
+
+    reconstruction: Reconstruction
+    reconstructor: Reconstructor
+    batch_size: int
+    queue_ms: float
+
+
+class Batcher:
+    """Owns the worker thread. ``submit`` is safe to call from any thread.
+
+    Args:
+        registry: where checkpoints are loaded from.
+        queue_size: jobs accepted but not finished (waiting + running) before ``submit`` raises
+            QueueFullError.
+        window: seconds to wait for compatible jobs after the first one.
+        max_batch: most jobs in one forward pass.
+    """
+
+    def __init__(self, registry: ModelRegistry, queue_size: int = 32, window: float = 0.003,
+                 max_batch: int = 16) -> None:
+        self.registry = registry
+        self.queue_size = queue_size
+        self.window = window
+        self.max_batch = max_batch
+        self._jobs: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._last_batch_ms = 50.0
+        self.batches_run = 0
+
+    # --------------------------------------------------------------- control
+    def start(self, on_start: Callable[[], Any] | None = None) -> None:
+        """Start the worker; ``on_start`` (e.g. loading the default checkpoint) runs first in it."""
+        self._thread = threading.Thread(target=self._run, args=(on_start,), name="mae-inference",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the running batch, fail the waiting jobs, join the thread."""
+        with self._cond:
+            self._stopping = True
+            waiting = list(self._jobs)
+            self._jobs.clear()
+            self._pending -= len(waiting)
+            self._cond.notify_all()
+        for job in waiting:
+            self._fail(job, ServiceUnavailableError("the server is shutting down; retry shortly"))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def pending(self) -> int:
+        """Jobs accepted and not finished yet."""
+        with self._cond:
+            return self._pending
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def submit(self, job: Job) -> concurrent.futures.Future:
+        """Queue ``job``; its future resolves to a ``JobResult`` or raises the job's error."""
+        with self._cond:
+            if self._stopping or not self.alive:
+                raise ServiceUnavailableError("the inference worker is not running; retry shortly")
+            if self._pending >= self.queue_size:
+                retry = max(1, round(self._pending * self._last_batch_ms / 1000))
+                raise QueueFullError(
+                    f"the reconstruction queue is full ({self._pending} requests waiting); "
+                    f"retry in {retry} s", retry_after=retry,
+                )
+            self._pending += 1
+            self._jobs.append(job)
+            self._cond.notify()
+        return job.future
+
+    # ---------------------------------------------------------------- worker
+    def _run(self, on_start: Callable[[], Any] | None) -> None:
+        if on_start is not None:
+            try:
+                on_start()
+            except Exception:  # noqa: BLE001 - keep serving other checkpoints
+                log.exception("worker start-up hook failed")
+        while True:
+            batch = self._collect()
+            if batch is None:
+                return
+            groups: dict[Hashable, list[Job]] = {}
+            for job in batch:
+                groups.setdefault(job.key(), []).append(job)
+            for jobs in groups.values():
+                live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
+                try:
+                    if live:
+                        self._execute(live, retry_singly=True)
+                finally:
+                    with self._cond:
+                        self._pending -= len(jobs)
+
+    def _collect(self) -> list[Job] | None:
+        with self._cond:
+            while not self._jobs and not self._stopping:
+                self._cond.wait()
+            if self._stopping and not self._jobs:
+                return None
+            batch = [self._jobs.popleft()]
+            deadline = time.monotonic() + self.window
+            while len(batch) < self.max_batch and not self._stopping:
+                if self._jobs:
+                    batch.append(self._jobs.popleft())
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return batch
+
+    def _execute(self, jobs: list[Job], retry_singly: bool) -> None:
+        first = jobs[0]
+        start = time.perf_counter()
+        try:
+            reconstructor = self.registry.get(first.model_id)
+            recs = reconstructor.reconstruct_batch(
+                [j.image for j in jobs], first.mask_ratio, first.strategy,
+                seeds=[j.seed for j in jobs],
+                masks=[j.mask for j in jobs] if first.mask is not None else None,
+                resize=first.resize,
+            )
+        except MAEError as exc:
+            if retry_singly and len(jobs) > 1:
+                for job in jobs:
+                    self._execute([job], retry_singly=False)
+                return
+            for job in jobs:
+                self._fail(job, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - surfaces as a 500 for these jobs only
+            log.exception("reconstruction failed")
+            for job in jobs:
+                self._fail(job, exc)
+            return
+        self._last_batch_ms = (time.perf_counter() - start) * 1000
+        self.batches_run += 1
+        for job, rec in zip(jobs, recs):
+            queue_ms = (start - job.submitted) * 1000
+            if not job.future.done():
+                job.future.set_result(JobResult(rec, reconstructor, len(jobs), queue_ms))
+
+    @staticmethod
+    def _fail(job: Job, exc: BaseException) -> None:
+        if not job.future.done():
+            try:
+                job.future.set_exception(exc)
+            except concurrent.futures.InvalidStateError:
+                pass

@@ -1,0 +1,135 @@
+"""Every error the service returns, mapped to an HTTP status in this one place.
+
+Errors are JSON: ``{"error": <kind>, "status": <code>, "message": <what to change>}`` plus
+``fields`` for request-validation errors. ``mae_core`` raises typed exceptions; the app adds the
+few that only exist at the HTTP layer (too large, queue full).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mae_core.errors import (
+    CheckpointError,
+    DecoderMissingError,
+    ImageDecodeError,
+    InvalidParameterError,
+    MAEError,
+    UnknownModelError,
+    UnsupportedImageError,
+)
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """An error that only exists at the HTTP layer."""
+
+
+class PayloadTooLargeError(AppError):
+    """The upload (bytes) or the decoded image (pixels) exceeds the configured limit."""
+
+
+class QueueFullError(AppError):
+    """Too many reconstruction requests are waiting; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailableError(AppError):
+    """The inference worker is stopping or has stopped."""
+
+
+# (exception class, HTTP status, error kind); looked up along the exception's MRO, so a
+# subclass listed here wins over its base.
+STATUS_TABLE: dict[type[BaseException], tuple[int, str]] = {
+    ImageDecodeError: (400, "unreadable_image"),
+    UnknownModelError: (404, "unknown_model"),
+    DecoderMissingError: (409, "decoder_missing"),
+    PayloadTooLargeError: (413, "too_large"),
+    UnsupportedImageError: (415, "unsupported_image"),
+    InvalidParameterError: (422, "invalid_parameter"),
+    CheckpointError: (422, "checkpoint_unusable"),
+    QueueFullError: (503, "queue_full"),
+    ServiceUnavailableError: (503, "unavailable"),
+    MAEError: (500, "internal_error"),
+}
+
+# What to do about a bad form field, appended to pydantic's message.
+FIELD_HINTS = {
+    "image": "attach the picture as a multipart file field named 'image'",
+    "mask_ratio": "send the fraction of patches to remove, strictly between 0 and 1 (e.g. 0.75)",
+    "seed": "send a non-negative integer, or leave the field out to draw a random mask",
+    "strategy": "send random, block or grid",
+    "resize": "send crop or keep-aspect",
+    "model": "send a checkpoint id from GET /api/models",
+    "mask": "send a JSON list of rows of 0/1, one per patch (1 = removed)",
+}
+
+
+def status_for(exc: BaseException) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_TABLE:
+            return STATUS_TABLE[cls]
+    return 500, "internal_error"
+
+
+def error_body(status: int, kind: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": kind, "status": status, "message": message, **extra}
+
+
+def error_response(exc: BaseException) -> JSONResponse:
+    status, kind = status_for(exc)
+    if status >= 500 and not isinstance(exc, (QueueFullError, ServiceUnavailableError)):
+        log.error("request failed: %s", exc, exc_info=exc)
+    headers = {}
+    if isinstance(exc, QueueFullError):
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse(error_body(status, kind, str(exc)), status_code=status, headers=headers)
+
+
+def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    parts, fields = [], []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        name = ".".join(loc) or "request"
+        msg = str(err.get("msg", "invalid value"))
+        hint = FIELD_HINTS.get(loc[0] if loc else "")
+        parts.append(f"{name}: {msg}" + (f"; {hint}" if hint else ""))
+        fields.append({"field": name, "message": msg})
+    return "; ".join(parts), fields
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the JSON error handlers on ``app``."""
+
+    async def on_app_error(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response(exc)
+
+    async def on_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, fields = _validation_message(list(exc.errors()))
+        return JSONResponse(error_body(422, "invalid_parameter", message, fields=fields), status_code=422)
+
+    async def on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(exc.status_code, kind, str(exc.detail)),
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(error_body(500, "internal_error", f"internal error: {type(exc).__name__}"),
+                            status_code=500)
+
+    app.add_exception_handler(MAEError, on_app_error)
+    app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,99 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import anyio
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+import mae_core
+
+from .batcher import Batcher
+from .errors import install_error_handlers
+from .middleware import BodyLimitMiddleware
+from .registry import ModelRegistry
+from .routers import api, pages, reconstruct
+from .settings import Settings
+from .templating import STATIC_DIR
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+See what a Masked Autoencoder (He et al. 2021) reconstructs: upload an image, remove patches,
+get the paper's Figure 4 panels back. The web pages at `/` use the same endpoints.
+
+* `POST /reconstruct`: multipart upload, JSON or PNG out.
+* `GET /api/models`: checkpoints offered by this server (select one by `id`).
+* `GET /api/health`, `GET /api/ready`: liveness and readiness.
+
+Errors are JSON `{"error", "status", "message"}`; the message says what to change.
+"""
+
+
+def _optional_router(name: str):
+    """A router module another part of the project provides, or None while it does not exist."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"app.routers.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"app.routers.{name}":
+            raise
+        return None
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the web app. ``settings`` defaults to ``Settings()`` (the ``MAE_`` environment).
+
+    The inference worker starts in the lifespan and loads the default checkpoint first; until it
+    has, ``/api/ready`` answers 503 (requests for it wait in the queue meanwhile).
+    """
+    settings = settings or Settings()
+    registry = ModelRegistry(settings.checkpoint_dir, settings.default_model, settings.device,
+                             settings.model_cache_size)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        batcher = Batcher(registry, queue_size=settings.queue_size,
+                          window=settings.batch_window_ms / 1000, max_batch=settings.max_batch_size)
+        app.state.batcher = batcher
+        batcher.start(on_start=registry.load_default)
+        log.info("MAE Lab serving checkpoints from %s (default %s)", settings.checkpoint_dir,
+                 settings.default_model)
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(batcher.stop)
+            app.state.batcher = None
+
+    app = FastAPI(
+        title="MAE Lab", version=mae_core.__version__, description=DESCRIPTION, lifespan=lifespan,
+        openapi_tags=[{"name": "reconstruct", "description": "Mask and reconstruct images"},
+                      {"name": "service", "description": "Status and checkpoints"}],
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.batcher = None
+    install_error_handlers(app)
+    # the image plus a little room for the other form fields
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 1024 * 1024)
+
+    app.include_router(pages.router)
+    app.include_router(reconstruct.router)
+    app.include_router(api.router)
+    nav = [{"href": "/", "label": "Reconstruct"}]
+    analysis = _optional_router("analysis")
+    if analysis is not None:
+        app.include_router(analysis.router)
+        nav.append({"href": "/analysis", "label": "Analysis"})
+    train = _optional_router("train")
+    if train is not None:
+        app.include_router(train.router)
+        nav.append({"href": "/train", "label": "Train"})
+    app.state.nav = nav
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,1 @@
+"""Routers, one per resource: pages, the reconstruct endpoint, service status and models."""

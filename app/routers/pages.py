@@ -1,0 +1,66 @@
+"""HTML pages and the locally served plotly.js."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse
+
+from mae_core.masking import GRID_RATIO, list_strategies
+
+from ..deps import RegistryDep, SettingsDep
+from ..errors import ServiceUnavailableError
+from ..templating import STATIC_DIR, plotly_js_path, templates
+from .api import models_payload
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+
+SAMPLES_DIR = STATIC_DIR / "samples"
+STRATEGY_ORDER = ("random", "block", "grid")  # the paper's default first
+
+
+def ordered_strategies() -> list[str]:
+    known = list_strategies()
+    return [s for s in STRATEGY_ORDER if s in known] + [s for s in known if s not in STRATEGY_ORDER]
+
+
+def sample_images() -> list[dict[str, Any]]:
+    """The bundled sample photos, from ``static/samples/samples.json`` (file, title, credit)."""
+    manifest = SAMPLES_DIR / "samples.json"
+    try:
+        entries = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        entries = [{"file": p.name, "title": p.stem.replace("-", " "), "credit": ""}
+                   for p in sorted(SAMPLES_DIR.glob("*.jpg"))]
+    return [e for e in entries if (SAMPLES_DIR / e["file"]).is_file()]
+
+
+@router.get("/", response_class=HTMLResponse, name="reconstruct_page")
+def reconstruct_page(request: Request, registry: RegistryDep, settings: SettingsDep) -> HTMLResponse:
+    models = models_payload(registry)
+    page_config = {
+        "defaultModel": models.default_model,
+        "defaultPresent": models.default_present,
+        "gridRatio": GRID_RATIO,
+        "strategies": ordered_strategies(),
+        "maxUploadBytes": settings.max_upload_bytes,
+        "models": [m.model_dump(include={"id", "summary", "can_reconstruct", "error", "default"})
+                   for m in models.models],
+    }
+    return templates.TemplateResponse(request, "reconstruct.html", {
+        "models": models, "samples": sample_images(), "strategies": ordered_strategies(),
+        "grid_ratio": GRID_RATIO, "page_config": page_config,
+    })
+
+
+@router.get("/vendor/plotly.min.js", name="plotly_js")
+def plotly_js() -> FileResponse:
+    path = plotly_js_path()
+    if path is None:
+        raise ServiceUnavailableError("plotly is not installed; pip install plotly")
+    return FileResponse(path, media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})

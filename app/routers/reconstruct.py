@@ -1,0 +1,183 @@
+"""``POST /reconstruct``: an uploaded image in, Figure 4 panels (JSON or one PNG) out."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import time
+from typing import Annotated, Any, Literal
+
+import anyio
+import numpy as np
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import Response
+
+from mae_core.errors import InvalidParameterError
+from mae_core.figure import compose_figure, to_png_bytes
+from mae_core.masking import check_strategy, list_strategies
+from mae_core.reconstruct import MAX_SEED
+
+from ..batcher import Job, JobResult
+from ..deps import BatcherDep, RegistryDep, SettingsDep
+from ..images import decode_image
+from ..schemas import ErrorResponse, ReconstructResponse
+
+router = APIRouter(tags=["reconstruct"])
+
+MAX_MASK_CELLS = 64 * 64
+NORM_PIX_NOTE = (
+    "This checkpoint predicts normalised pixels (norm_pix_loss). To display its output, each "
+    "removed patch was given that patch's true mean and variance, information the model did not "
+    "see, so brightness and contrast in removed areas come partly from the original."
+)
+
+_ERRORS = {
+    400: "unreadable image (empty, truncated, not an image)",
+    404: "unknown checkpoint id",
+    409: "the checkpoint cannot reconstruct (encoder-only)",
+    413: "upload too large (bytes or pixels)",
+    415: "unsupported file type",
+    422: "bad parameter: ratio outside (0, 1), unknown strategy, grid at a ratio other than 0.75, "
+         "malformed mask",
+    503: "queue full (see Retry-After) or the worker is not running",
+}
+
+
+def parse_mask(text: str) -> np.ndarray:
+    """The ``mask`` form field (JSON rows of 0/1) as a uint8 array; 422 on anything else."""
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidParameterError(f"mask is not valid JSON ({exc.msg}); send e.g. [[0,1],[1,1]]") from None
+    if (not isinstance(rows, list) or not rows or not all(isinstance(r, list) and r for r in rows)
+            or len({len(r) for r in rows}) != 1):
+        raise InvalidParameterError("mask must be a non-empty JSON list of equally long rows of 0/1")
+    if len(rows) * len(rows[0]) > MAX_MASK_CELLS:
+        raise InvalidParameterError(f"mask has more than {MAX_MASK_CELLS} cells; send one entry per patch")
+    if not all(type(v) is int and v in (0, 1) for r in rows for v in r):
+        raise InvalidParameterError("mask entries must be the integers 0 (visible) or 1 (removed)")
+    return np.asarray(rows, dtype=np.uint8)
+
+
+def wants_png(accept: str | None) -> bool:
+    """True when the Accept header prefers image/png over application/json."""
+    if not accept:
+        return False
+    quality: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = [p.strip() for p in part.split(";")]
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        quality[media.lower()] = q
+    png = quality.get("image/png", quality.get("image/*", 0.0))
+    json_q = quality.get("application/json", quality.get("application/*", quality.get("*/*", 0.0)))
+    return "image/png" in quality and png > 0 and png >= json_q and (
+        "application/json" not in quality or png > json_q)
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _b64png(panel: np.ndarray) -> str:
+    return base64.b64encode(to_png_bytes(panel)).decode("ascii")
+
+
+def build_response(result: JobResult, resize: str, started: float) -> dict[str, Any]:
+    rec, model = result.reconstruction, result.reconstructor
+    metrics = {k: _finite(v) for k, v in rec.metrics.items()}
+    for key in ("masked_mse", "visible_mse", "inference_ms"):
+        metrics[key] = metrics.get(key) or 0.0
+    panels = {name: _b64png(panel) for name, panel in rec.panels.items()}
+    return {
+        "model": model.name,
+        "seed": rec.seed,
+        "mask_ratio": rec.mask_ratio,
+        "strategy": rec.strategy,
+        "resize": resize,
+        "grid": list(rec.mask.shape),
+        "patch_size": model.patch_size,
+        "image_size": [int(s) for s in rec.original.shape[:2]],
+        "mask": rec.mask.astype(int).tolist(),
+        "error_map": [[round(float(v), 3) for v in row] for row in rec.error_map],
+        "metrics": metrics,
+        "timing": {"queue_ms": round(result.queue_ms, 3), "batch_size": result.batch_size,
+                   "server_ms": round((time.perf_counter() - started) * 1000, 3)},
+        "uses_target_stats": rec.uses_target_stats,
+        "note": NORM_PIX_NOTE if rec.uses_target_stats else None,
+        "panels": panels,
+    }
+
+
+@router.post(
+    "/reconstruct",
+    response_model=ReconstructResponse,
+    summary="Mask an image and reconstruct it",
+    description=(
+        "Upload an image (multipart field `image`); the server resizes it for the checkpoint, "
+        "removes patches (by `mask_ratio` + `strategy` + `seed`, or exactly the explicit `mask`), "
+        "reconstructs them and returns the paper's Figure 4 panels as base64 PNGs with the mask, a "
+        "per-patch error map and metrics. Send `Accept: image/png` to get the four panels as one "
+        "PNG instead.\n\nExample: `curl -F image=@fox.jpg -F mask_ratio=0.75 -F seed=2 "
+        "http://127.0.0.1:8000/reconstruct`"
+    ),
+    responses={
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+              "description": "JSON (default) or, with `Accept: image/png`, the four-panel figure"},
+        **{code: {"model": ErrorResponse, "description": text} for code, text in _ERRORS.items()},
+    },
+)
+async def reconstruct(
+    request: Request,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    batcher: BatcherDep,
+    image: Annotated[UploadFile, File(
+        description="the picture: JPEG, PNG, WebP, GIF, BMP or TIFF (e.g. fox.jpg)")],
+    mask_ratio: Annotated[float, Form(
+        gt=0, lt=1, description="fraction of patches to remove, strictly between 0 and 1 "
+        "(ignored when `mask` is sent; grid needs exactly 0.75)", examples=[0.75])] = 0.75,
+    strategy: Annotated[str, Form(
+        description="masking strategy: random (paper default), block (BEiT-style) or grid "
+        "(keeps one patch per 2x2 cell; ratio 0.75 only)", examples=["random"],
+        json_schema_extra={"enum": list_strategies()})] = "random",
+    seed: Annotated[int | None, Form(
+        ge=0, le=MAX_SEED, description="mask seed; omit to draw one (the reply says which)",
+        examples=[1234])] = None,
+    model: Annotated[str | None, Form(
+        max_length=200, description="checkpoint id from GET /api/models; omit for the default",
+        examples=["mae-lab-default"])] = None,
+    mask: Annotated[str | None, Form(
+        description="explicit mask as JSON rows of 0/1 (1 = removed), one entry per patch "
+        "(14x14 for a 224 px /16 model); overrides mask_ratio, strategy and seed",
+        examples=["[[1,0,1,1],[0,1,1,1],[1,1,0,1],[1,1,1,0]]"])] = None,
+    resize: Annotated[Literal["crop", "keep-aspect"], Form(
+        description="crop: resize the short side and centre-crop (default); keep-aspect: a "
+        "patch grid with the image's aspect ratio", examples=["crop"])] = "crop",
+) -> Any:
+    started = time.perf_counter()
+    explicit = parse_mask(mask) if mask else None
+    if explicit is None:
+        check_strategy(strategy, mask_ratio)
+    info = await anyio.to_thread.run_sync(registry.resolve, model)
+    data = await image.read()
+    picture = await anyio.to_thread.run_sync(
+        decode_image, data, image.content_type, settings.max_upload_bytes, settings.max_image_pixels)
+    job = Job(model_id=info.id, image=picture, mask_ratio=mask_ratio, strategy=strategy,
+              seed=None if explicit is not None else seed, mask=explicit, resize=resize)
+    result: JobResult = await asyncio.wrap_future(batcher.submit(job))
+    if wants_png(request.headers.get("accept")):
+        png = await anyio.to_thread.run_sync(lambda: to_png_bytes(compose_figure(result.reconstruction)))
+        rec = result.reconstruction
+        headers = {"X-MAE-Model": info.id, "X-MAE-Seed": "" if rec.seed is None else str(rec.seed),
+                   "Content-Disposition": 'inline; filename="reconstruction.png"'}
+        return Response(png, media_type="image/png", headers=headers)
+    return await anyio.to_thread.run_sync(build_response, result, resize, started)

@@ -1,0 +1,48 @@
+"""Jinja2 templates and static assets, shared by every page router.
+
+Page routers render with ``templates.TemplateResponse(request, "page.html", context)``; pages
+extend ``base.html`` (blocks ``title``, ``head``, ``content``, ``scripts``). In templates,
+``asset('css/app.css')`` gives a cache-busted ``/static/...`` URL and ``plotly_js_url`` the locally
+served plotly.js, so no page requests anything outside the server.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+from fastapi.templating import Jinja2Templates
+
+import mae_core
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = REPO_ROOT / "templates"
+STATIC_DIR = REPO_ROOT / "static"
+PLOTLY_JS_URL = "/vendor/plotly.min.js"
+
+
+@lru_cache(maxsize=1)
+def plotly_js_path() -> Path | None:
+    """The plotly.min.js bundled inside the installed ``plotly`` Python package."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.origin:
+        return None
+    package_dir = Path(spec.origin).parent
+    bundled = package_dir / "package_data" / "plotly.min.js"
+    if bundled.is_file():
+        return bundled
+    return next(iter(sorted(package_dir.rglob("plotly.min.js"))), None)
+
+
+def asset(path: str) -> str:
+    """``/static/<path>?v=<mtime>`` so browsers refetch a changed file."""
+    try:
+        version = int((STATIC_DIR / path).stat().st_mtime)
+    except OSError:
+        version = 0
+    return f"/static/{path}?v={version}"
+
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+templates.env.globals.update(asset=asset, plotly_js_url=PLOTLY_JS_URL, version=mae_core.__version__)

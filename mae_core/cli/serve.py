@@ -1,0 +1,55 @@
+"""``mae serve``: run the MAE Lab web app (reconstruct page + REST API) with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="run the web app and REST API",
+        description="Serve the MAE Lab web app: the reconstruct page at / and POST /reconstruct "
+        "(OpenAPI docs at /docs). Settings come from MAE_* environment variables (MAE_HOST, "
+        "MAE_PORT, MAE_CHECKPOINT_DIR, MAE_DEFAULT_MODEL, MAE_DEVICE, MAE_MAX_UPLOAD_BYTES, "
+        "MAE_QUEUE_SIZE, MAE_BATCH_WINDOW_MS, ...); flags override them. "
+        "Example: mae serve --port 8000 --checkpoint-dir checkpoints/",
+    )
+    p.add_argument("--host", default=None, help="interface to listen on (default 127.0.0.1; "
+                   "0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=None, help="TCP port (default 8000)")
+    p.add_argument("--checkpoint-dir", type=Path, default=None,
+                   help="folder of checkpoints offered by id (default: $MAE_CHECKPOINT_DIR or the "
+                   "repository's checkpoints/)")
+    p.add_argument("--default-model", default=None,
+                   help="checkpoint id loaded at start-up (default mae-lab-default)")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace):
+    """``Settings`` from the environment, with the flags that were given applied on top."""
+    from app.settings import Settings
+
+    overrides = {
+        "host": args.host, "port": args.port, "checkpoint_dir": args.checkpoint_dir,
+        "default_model": args.default_model, "device": args.device,
+    }
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app import create_app
+
+    settings = settings_from_args(args)
+    log.info("settings: %s", settings.model_dump())
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=logging.getLevelName(logging.getLogger().level).lower(),
+                timeout_graceful_shutdown=5)
+    return 0
