@@ -1,0 +1,356 @@
+"""The analysis page and its data: the paper's results beside our own runs and benchmarks.
+
+Pages: ``GET /analysis`` (one section per table/figure, linkable anchors).
+REST:
+    ``GET /api/results`` (every paper series), ``GET /api/results/{name}`` (``?format=csv``),
+    ``GET /api/runs``, ``GET /api/runs/{id}``, ``GET /api/runs/{id}/metrics`` (``since_step``,
+    ``format``), ``GET /api/runs/{id}/snapshots``, ``GET /api/runs/{id}/snapshots/{step}``,
+    ``GET /api/runs/{id}/figures``, ``GET /api/analysis/figures`` (the plotly specs the page
+    draws), ``GET /api/bench/train``, ``GET /api/ablations``, ``GET /api/ablations/{factor}``.
+
+Files are found through the app settings (``runs_dir``, ``bench_dir``/``bench_train_file`` when
+the settings object has them) or ``MAE_RUNS_DIR`` / ``MAE_BENCH_DIR`` with the repository's
+``runs/`` and ``bench-results/`` as defaults. Run ids and snapshot steps from a request are only
+ever matched against directory listings; no request string becomes part of a path.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import ValidationError
+
+from mae_core.runs import (
+    RunInfo,
+    default_bench_dir,
+    default_runs_dir,
+    find_run,
+    list_runs,
+    list_snapshots,
+    read_json_result,
+    read_metrics,
+)
+
+from ..analysis_figures import (
+    ABLATION_FACTORS,
+    ABLATION_TITLES,
+    AblationResult,
+    BenchTrain,
+    ablation_figure,
+    bench_figure,
+    heat_table,
+    paper_figures,
+    run_figures,
+)
+from ..paper_results import PaperResults, paper_results
+from ..templating import templates
+
+log = logging.getLogger(__name__)
+
+# Validate the data file when the app is built: a broken edit fails start-up and the tests.
+PAPER = paper_results()
+
+router = APIRouter(tags=["analysis"])
+
+HEAT_TABLES = (
+    ("table3", "table3_imagenet_comparison"),
+    ("table4", "table4_coco"),
+    ("table5", "table5_ade20k"),
+    ("table6", "table6_transfer_classification"),
+    ("table7", "table7_pixels_vs_tokens"),
+    ("table12", "table12_linear_probing_comparison"),
+    ("table13", "table13_robustness"),
+)
+Format = Literal["json", "csv"]
+
+
+# -- where files live ------------------------------------------------------------------------
+
+def _setting(request: Request, name: str) -> Any:
+    return getattr(getattr(request.app.state, "settings", None), name, None)
+
+
+def runs_root(request: Request) -> Path:
+    value = _setting(request, "runs_dir")
+    return Path(value) if value else default_runs_dir()
+
+
+def bench_dir(request: Request) -> Path:
+    value = _setting(request, "bench_dir")
+    return Path(value) if value else default_bench_dir()
+
+
+def bench_train_file(request: Request) -> Path:
+    value = _setting(request, "bench_train_file")
+    return Path(value) if value else bench_dir(request) / "bench_train.json"
+
+
+def ablations_dir(request: Request) -> Path:
+    return bench_dir(request) / "ablations"
+
+
+# -- loading "ours" result files ---------------------------------------------------------------
+
+def load_bench(path: Path) -> tuple[BenchTrain | None, str | None]:
+    """The benchmark file, or ``(None, reason)`` when it is absent or malformed."""
+    try:
+        raw = read_json_result(path)
+    except (OSError, ValueError) as exc:
+        return None, f"{path.name} is not valid JSON: {exc}"
+    if raw is None:
+        return None, None
+    try:
+        return BenchTrain.model_validate(raw), None
+    except ValidationError as exc:
+        return None, f"{path.name} does not match the `mae bench train` format: {exc}"
+
+
+def load_ablation(folder: Path, factor: str) -> tuple[AblationResult | None, str | None]:
+    path = folder / f"{factor}.json"
+    try:
+        raw = read_json_result(path)
+    except (OSError, ValueError) as exc:
+        return None, f"{path.name} is not valid JSON: {exc}"
+    if raw is None:
+        return None, None
+    try:
+        result = AblationResult.model_validate(raw)
+    except ValidationError as exc:
+        return None, f"{path.name} does not match the `mae ablate` format: {exc}"
+    if result.factor != factor:
+        return None, f"{path.name} holds factor {result.factor!r}, expected {factor!r}"
+    return result, None
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def _csv_response(rows: list[dict[str, Any]], filename: str,
+                  columns: list[str] | None = None) -> Response:
+    if columns is None:
+        columns = []
+        for row in rows:
+            columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return Response(buf.getvalue(), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _get_run(request: Request, run_id: str) -> RunInfo:
+    run = find_run(runs_root(request), run_id)
+    if run is None:
+        raise HTTPException(404, f"no run {run_id!r}; GET /api/runs lists the runs")
+    return run
+
+
+def _snapshot_list(run: RunInfo) -> list[dict[str, Any]]:
+    return [{"step": s.step, "url": f"/api/runs/{run.id}/snapshots/{s.step}"}
+            for s in list_snapshots(run.path)]
+
+
+def _run_payload(run: RunInfo) -> dict[str, Any]:
+    return {**run.to_dict(), "metrics_url": f"/api/runs/{run.id}/metrics",
+            "snapshots_url": f"/api/runs/{run.id}/snapshots"}
+
+
+def _json_script(obj: Any) -> str:
+    """JSON safe to embed in a ``<script type="application/json">`` element."""
+    return (json.dumps(obj, ensure_ascii=False, allow_nan=False)
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def page_figures(request: Request, results: PaperResults,
+                 run: RunInfo | None = None) -> dict[str, Any]:
+    """Every plotly spec the page draws, keyed by figure id, plus the state of "ours" files."""
+    bench, bench_error = load_bench(bench_train_file(request))
+    figures = {f["id"]: f for f in paper_figures(results)}
+    figures["bench"] = bench_figure(results, bench)
+    ablations: dict[str, dict[str, Any]] = {}
+    folder = ablations_dir(request)
+    for factor in ABLATION_FACTORS:
+        result, error = load_ablation(folder, factor)
+        spec = ablation_figure(results, factor, result)
+        figures[spec["id"]] = spec
+        ablations[factor] = {"present": result is not None, "error": error,
+                             "figure_id": spec["id"], "title": ABLATION_TITLES[factor],
+                             "meta": result.meta if result else None}
+    if run is not None:
+        for spec in run_figures(run.id, read_metrics(run.path)):
+            figures[spec["id"]] = spec
+    return {"figures": figures, "bench": {"present": bench is not None, "error": bench_error,
+                                          "meta": bench.meta if bench else None,
+                                          "path": str(bench_train_file(request))},
+            "ablations": ablations}
+
+
+# -- page -------------------------------------------------------------------------------------
+
+@router.get("/analysis", response_class=HTMLResponse, include_in_schema=False,
+            name="analysis_page")
+def analysis_page(request: Request, run: str | None = None) -> HTMLResponse:
+    results = PAPER
+    runs = list_runs(runs_root(request))
+    selected = next((r for r in runs if r.id == run), runs[0] if runs else None)
+    state = page_figures(request, results, selected)
+    tables = [{"id": anchor, "entry": results.get(name), "view": heat_table(results.get(name))}
+              for anchor, name in HEAT_TABLES]
+    run_state = None
+    if selected is not None:
+        snaps = _snapshot_list(selected)
+        last = selected.last_metrics or {}
+        run_state = {"id": selected.id, "status": selected.status,
+                     "last_step": last.get("step"), "snapshots": snaps,
+                     "metrics_url": f"/api/runs/{selected.id}/metrics"}
+    page_config = {"run": run_state, "runs": [{"id": r.id, "status": r.status} for r in runs]}
+    return templates.TemplateResponse(request, "analysis.html", {
+        "results": results,
+        "figures": state["figures"],
+        "figures_json": _json_script(state["figures"]),
+        "page_config_json": _json_script(page_config),
+        "bench": state["bench"],
+        "ablations": state["ablations"],
+        "tables": tables,
+        "table2_view": heat_table(results.get("table2_wall_clock")),
+        "runs": runs,
+        "selected_run": selected,
+        "run_state": run_state,
+        "runs_dir": str(runs_root(request)),
+        "ablations_dir": str(ablations_dir(request)),
+    })
+
+
+# -- paper results ----------------------------------------------------------------------------
+
+@router.get("/api/results", summary="Every paper table and figure series, with provenance")
+def all_results() -> dict[str, Any]:
+    return PAPER.model_dump(mode="json")
+
+
+@router.get("/api/results/{name}", summary="One paper table or figure (?format=csv for CSV)")
+def one_result(name: str, format: Format = "json") -> Any:
+    entry = PAPER.results.get(name)
+    if entry is None:
+        raise HTTPException(404, f"no paper result {name!r}; known: {', '.join(PAPER.results)}")
+    if format == "csv":
+        return Response(entry.to_csv(), media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    body = entry.model_dump(mode="json")
+    body["computed_rows"] = entry.computed_rows()
+    return body
+
+
+@router.get("/api/analysis/figures", summary="The plotly specs the analysis page draws")
+def figure_specs(request: Request, run: str | None = None) -> dict[str, Any]:
+    selected = None
+    if run is not None:
+        selected = _get_run(request, run)
+    return page_figures(request, PAPER, selected)
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+@router.get("/api/runs", summary="Training runs found in the runs folder, newest first")
+def runs_index(request: Request) -> dict[str, Any]:
+    root = runs_root(request)
+    return {"runs_dir": str(root), "runs": [_run_payload(r) for r in list_runs(root)]}
+
+
+@router.get("/api/runs/{run_id}", summary="One run: config, summary, status, snapshots")
+def run_detail(request: Request, run_id: str) -> dict[str, Any]:
+    run = _get_run(request, run_id)
+    return {**_run_payload(run), "snapshots": _snapshot_list(run)}
+
+
+@router.get("/api/runs/{run_id}/metrics",
+            summary="Metrics lines of a run (only steps after since_step when given)")
+def run_metrics(request: Request, run_id: str,
+                since_step: Annotated[int | None, Query(ge=-1)] = None,
+                format: Format = "json") -> Any:
+    run = _get_run(request, run_id)
+    rows = read_metrics(run.path, since_step=since_step)
+    if format == "csv":
+        cols = ["step", "epoch", "lr", "loss", "images_per_s", "data_wait_frac", "elapsed_s"]
+        for row in rows:
+            cols += [k for k in row if k not in cols]
+        return _csv_response(rows, f"{run.id}-metrics.csv", cols)
+    return JSONResponse({"run": run.id, "status": run.status, "since_step": since_step,
+                         "last_step": rows[-1]["step"] if rows else since_step,
+                         "metrics": rows})
+
+
+@router.get("/api/runs/{run_id}/snapshots", summary="Reconstruction snapshots of a run by step")
+def run_snapshots(request: Request, run_id: str) -> dict[str, Any]:
+    run = _get_run(request, run_id)
+    return {"run": run.id, "snapshots": _snapshot_list(run)}
+
+
+@router.get("/api/runs/{run_id}/snapshots/{step}", summary="One snapshot image (PNG)",
+            response_class=FileResponse)
+def run_snapshot(request: Request, run_id: str, step: int) -> FileResponse:
+    run = _get_run(request, run_id)
+    for snap in list_snapshots(run.path):
+        if snap.step == step:
+            return FileResponse(snap.path, media_type="image/png",
+                                headers={"Cache-Control": "public, max-age=3600"})
+    raise HTTPException(404, f"run {run.id!r} has no snapshot at step {step}")
+
+
+@router.get("/api/runs/{run_id}/figures", summary="Plotly specs of a run's curves")
+def run_figure_specs(request: Request, run_id: str) -> dict[str, Any]:
+    run = _get_run(request, run_id)
+    metrics = read_metrics(run.path)
+    return {"run": _run_payload(run), "snapshots": _snapshot_list(run),
+            "last_step": metrics[-1]["step"] if metrics else None,
+            "figures": {f["id"]: f for f in run_figures(run.id, metrics)}}
+
+
+# -- our benchmark and ablation files -------------------------------------------------------
+
+@router.get("/api/bench/train", summary="Our `mae bench train` result (404 until it exists)")
+def bench_train(request: Request, format: Format = "json") -> Any:
+    path = bench_train_file(request)
+    bench, error = load_bench(path)
+    if error:
+        raise HTTPException(422, error)
+    if bench is None:
+        raise HTTPException(404, f"no benchmark at {path}; run `mae bench train` to produce it")
+    if format == "csv":
+        rows = [{**bench.meta, **r.model_dump()} for r in bench.rows]
+        return _csv_response(rows, "bench_train.csv")
+    return bench.model_dump(mode="json")
+
+
+@router.get("/api/ablations", summary="Which small-scale ablation results exist")
+def ablations_index(request: Request) -> dict[str, Any]:
+    folder = ablations_dir(request)
+    out = {}
+    for factor in ABLATION_FACTORS:
+        result, error = load_ablation(folder, factor)
+        out[factor] = {"present": result is not None, "error": error,
+                       "url": f"/api/ablations/{factor}"}
+    return {"ablations_dir": str(folder), "factors": out}
+
+
+@router.get("/api/ablations/{factor}", summary="One `mae ablate` result file")
+def ablation(request: Request, factor: str, format: Format = "json") -> Any:
+    if factor not in ABLATION_FACTORS:
+        raise HTTPException(404, f"unknown factor {factor!r}; known: {', '.join(ABLATION_FACTORS)}")
+    result, error = load_ablation(ablations_dir(request), factor)
+    if error:
+        raise HTTPException(422, error)
+    if result is None:
+        raise HTTPException(404, f"no results for {factor}; run `mae ablate` to produce them")
+    if format == "csv":
+        rows = [{"factor": factor, **r.model_dump()} for r in result.rows]
+        return _csv_response(rows, f"ablation_{factor}.csv")
+    return result.model_dump(mode="json")

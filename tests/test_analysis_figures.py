@@ -1,0 +1,224 @@
+"""Figure specs for the analysis page: the right traces, points, axes and markings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.analysis_figures import (
+    AblationResult,
+    BenchTrain,
+    ablation_figure,
+    bench_figure,
+    heat_table,
+    paper_figures,
+    run_figures,
+)
+from app.paper_results import paper_results
+
+# figure id -> number of points in each trace, in trace order
+PAPER_FIGURES = {
+    "table1a": [5, 5],
+    "table1b": [5, 5],
+    "table1c": [2, 2, 2],
+    "table1d": [4, 4],
+    "table1e": [4, 4],
+    "table1f": [4, 4],
+    "scratch-vs-mae": [3],
+    "figure5": [10, 10],
+    "figure7": [5, 5],
+    "figure9": [8, 8],
+    "table2": [2, 4],
+}
+
+BENCH = {
+    "meta": {"date": "2025-01-01", "cpu": "Test CPU x2", "torch": "2.14", "model":
+             "mae_vit_tiny_patch16", "img_size": 64, "batch_size": 8},
+    "rows": [
+        {"encoder": "mask-tokens", "decoder_depth": 8, "step_s": 0.30, "images_per_s": 26.7,
+         "speedup": 1.0},
+        {"encoder": "visible-only", "decoder_depth": 8, "step_s": 0.15, "images_per_s": 53.3,
+         "speedup": 2.0},
+        {"encoder": "mask-tokens", "decoder_depth": 1, "step_s": 0.20, "images_per_s": 40.0},
+        {"encoder": "visible-only", "decoder_depth": 1, "step_s": 0.08, "images_per_s": 100.0},
+    ],
+}
+
+
+def points(trace):
+    return len(trace["y"])
+
+
+def by_id():
+    return {f["id"]: f for f in paper_figures(paper_results())}
+
+
+def test_every_paper_figure_has_the_right_traces_and_points():
+    figs = by_id()
+    assert set(figs) == set(PAPER_FIGURES)
+    for fig_id, expected in PAPER_FIGURES.items():
+        spec = figs[fig_id]
+        assert [points(t) for t in spec["data"]] == expected, fig_id
+        assert spec["title"] and spec["downloads"], fig_id
+        assert {d["label"] for d in spec["downloads"]} >= {"CSV", "JSON"}
+        json.dumps(spec, allow_nan=False)  # what the page embeds must be strict JSON
+
+
+@pytest.mark.parametrize("fig_id, default_index", [
+    ("table1a", 3), ("table1b", 2), ("table1c", 1), ("table1d", 0), ("table1e", 2),
+    ("table1f", 0)])
+def test_table1_defaults_highlighted_and_y_axis_honest(fig_id, default_index):
+    spec = by_id()[fig_id]
+    ft, lin = spec["data"][:2]
+    assert ft["name"] == "fine-tune" and lin["name"] == "linear probe"
+    widths = ft["marker"]["line"]["width"]
+    assert [i for i, w in enumerate(widths) if w > 0] == [default_index]
+    (band,) = spec["layout"]["shapes"]
+    assert band["x0"] == default_index - 0.5 and band["x1"] == default_index + 0.5
+    assert "(default)" in spec["layout"]["xaxis"]["ticktext"][default_index]
+    lo, hi = spec["layout"]["yaxis"]["range"]
+    assert 0 < lo <= min(ft["y"] + lin["y"]) and hi > max(ft["y"] + lin["y"])
+    assert f"axis starts at {lo:g}, not 0" in spec["layout"]["yaxis"]["title"]["text"]
+    assert ft["text"] == [f"{v:.1f}" for v in ft["y"]]  # exact values printed on the bars
+
+
+def test_table1_values_come_from_the_paper():
+    spec = by_id()["table1f"]
+    assert spec["data"][0]["x"] == ["random 75%", "block 50%", "block 75%", "grid 75%"]
+    assert spec["data"][0]["y"] == [84.9, 83.9, 82.8, 84.0]
+    assert spec["data"][1]["y"] == [73.5, 72.3, 63.9, 66.0]
+
+
+def test_table1c_shows_the_flops_column():
+    spec = by_id()["table1c"]
+    flops = spec["data"][2]
+    assert flops["y"] == [3.3, 1.0] and flops["yaxis"] == "y2"
+    assert spec["layout"]["yaxis2"]["range"][0] == 0
+
+
+def test_figure5_marks_the_default_and_the_inferred_points():
+    spec = by_id()["figure5"]
+    ft, lin = spec["data"]
+    assert ft["x"] == [10, 20, 30, 40, 50, 60, 70, 75, 80, 90]
+    assert lin["yaxis"] == "y2"
+    open_x = [x for x, s in zip(ft["x"], ft["marker"]["symbol"]) if s == "circle-open"]
+    assert open_x == [10, 20, 30, 90]
+    hover = dict(zip(ft["x"], (c[1] for c in ft["customdata"])))
+    assert "uncertain" in hover[10] and "stated in the paper text" in hover[75]
+    assert any(s["x0"] == 75 == s["x1"] for s in spec["layout"]["shapes"])
+    assert any("75% default" in a["text"] for a in spec["layout"]["annotations"])
+    assert any("82.5" in a["text"] for a in spec["layout"]["annotations"])  # scratch line
+    assert any("10%, 20%, 30% and 90%" in n for n in spec["notes"])
+
+
+def test_figure7_uses_a_log2_epoch_axis():
+    spec = by_id()["figure7"]
+    xaxis = spec["layout"]["xaxis"]
+    assert xaxis["type"] == "log" and xaxis["tickvals"] == [100, 200, 400, 800, 1600]
+    assert "log₂" in xaxis["title"]["text"]
+    assert spec["data"][0]["y"] == [82.3, 83.3, 84.3, 84.9, 85.1]
+    assert spec["data"][1]["y"] == [57.3, 64.4, 69.7, 73.5, 75.1]
+
+
+def test_figure9_mae_vs_moco():
+    spec = by_id()["figure9"]
+    mae, moco = spec["data"]
+    assert mae["name"] == "MAE" and moco["name"] == "MoCo v3"
+    assert mae["x"] == ["0", "1", "2", "4", "6", "12", "18", "24"]
+    assert mae["y"][0] == 73.5 and moco["y"][0] == 77.6 and mae["y"][-1] == 84.9
+    assert any("79.1" in n for n in spec["notes"])
+
+
+def test_table2_marks_the_estimated_row():
+    spec = by_id()["table2"]
+    ref, mae = spec["data"]
+    assert ref["x"] == ["ViT-L w/ [M], dec 8", "ViT-H w/ [M], dec 8"]
+    assert ref["y"] == [42.4, 119.6]
+    assert ref["marker"]["pattern"]["shape"] == ["", "/"]
+    assert "†" in ref["text"][1] and "estimated" in ref["text"][1]
+    assert "†" not in ref["text"][0]
+    assert mae["y"] == [15.4, 11.6, 34.5, 29.3]
+    assert "2.8× faster" in mae["text"][0]
+    assert spec["layout"]["yaxis"]["range"][0] == 0
+
+
+def test_bench_figure_without_and_with_our_file():
+    results = paper_results()
+    empty = bench_figure(results, None)
+    assert [t["name"].split(" (")[0] for t in empty["data"]] == ["Paper ViT-L", "Paper ViT-H"]
+    assert [points(t) for t in empty["data"]] == [2, 2]
+    assert empty["data"][0]["y"] == [2.8, 3.7]
+
+    spec = bench_figure(results, BenchTrain.model_validate(BENCH))
+    assert len(spec["data"]) == 3
+    ours = spec["data"][2]
+    assert ours["x"] == ["decoder depth 8", "decoder depth 1"]
+    assert ours["y"] == pytest.approx([2.0, 0.20 / 0.08])  # file value, then step-time ratio
+    assert "mae_vit_tiny_patch16" in ours["name"] and "Test CPU x2" in ours["name"]
+    assert "64 px" in ours["name"]
+    assert any(d["href"] == "/api/bench/train?format=csv" for d in spec["downloads"])
+
+
+@pytest.mark.parametrize("factor, paper_points", [
+    ("mask_ratio", 10), ("strategy", 4), ("decoder_depth", 5), ("norm_pix", 2)])
+def test_ablation_figures_without_our_results_show_only_the_paper(factor, paper_points):
+    spec = ablation_figure(paper_results(), factor, None)
+    assert [points(t) for t in spec["data"]] == [paper_points, paper_points]
+    assert all(t["name"].startswith("paper") for t in spec["data"])
+
+
+def test_ablation_figure_with_our_results():
+    ours = AblationResult.model_validate({
+        "factor": "mask_ratio", "meta": {"model": "tiny", "epochs": 5},
+        "rows": [{"value": 0.25, "recon_loss": 0.9, "linprobe_acc": 20.0},
+                 {"value": 0.5, "recon_loss": 0.8, "linprobe_acc": None},
+                 {"value": 0.75, "recon_loss": 0.7, "linprobe_acc": 25.0}]})
+    spec = ablation_figure(paper_results(), "mask_ratio", ours)
+    assert [points(t) for t in spec["data"]] == [10, 10, 3, 3]
+    assert spec["data"][2]["x"] == [25, 50, 75]  # fractions drawn as percent like Figure 5
+    assert spec["data"][2]["xaxis"] == "x2" and spec["data"][3]["yaxis"] == "y3"
+    assert any("Small-scale reproduction" in a["text"] for a in spec["layout"]["annotations"])
+
+    no_probe = AblationResult.model_validate({
+        "factor": "norm_pix", "meta": {},
+        "rows": [{"value": True, "recon_loss": 0.5}, {"value": False, "recon_loss": 0.4}]})
+    spec = ablation_figure(paper_results(), "norm_pix", no_probe)
+    assert [points(t) for t in spec["data"]] == [2, 2, 2]
+    assert spec["data"][2]["x"] == ["pixel (w/ norm)", "pixel (w/o norm)"]
+
+
+def test_run_figures_follow_the_metrics():
+    metrics = [{"step": s, "epoch": s / 10, "loss": 1 / s, "lr": 1e-4, "images_per_s": 10.0,
+                "data_wait_frac": 0.2} for s in range(1, 8)]
+    metrics.append({"step": 8, "loss": None, "lr": 2e-4})  # diverged line: loss missing
+    loss, speed = run_figures("run-a", metrics)
+    assert [points(t) for t in loss["data"]] == [7, 8]
+    assert [t["meta"]["field"] for t in loss["data"]] == ["loss", "lr"]
+    assert [points(t) for t in speed["data"]] == [7, 7]
+    assert loss["downloads"][0]["href"] == "/api/runs/run-a/metrics?format=csv"
+    json.dumps([loss, speed], allow_nan=False)
+
+
+def test_heat_tables():
+    results = paper_results()
+    t7 = heat_table(results.get("table7_pixels_vs_tokens"))
+    assert len(t7["body"]) == 3
+    assert [c["text"] for c in t7["footer"][0]["cells"]] == [
+        "Δ (token − norm pixel)", "0.0", "−0.2", "0.0", "0.0", "−0.1", "0.0", "−0.2"]
+
+    t13 = heat_table(results.get("table13_robustness"))
+    inc = t13["body"][0]
+    assert inc["lower_is_better"] and not t13["body"][1]["lower_is_better"]
+    keys = [h["key"] for h in t13["header"]]
+
+    def alpha(row, key):
+        style = row["cells"][keys.index(key)]["style"]
+        return float(style.rsplit(",", 1)[1].strip(" )"))
+    # IN-C: lowest error (MAE ViT-H 33.8) is darkest; IN-A: highest accuracy (76.7) is darkest
+    assert alpha(inc, "MAE_ViT-H") > alpha(inc, "MAE_ViT-B")
+    assert alpha(t13["body"][1], "MAE_ViT-H448") > alpha(t13["body"][1], "sup_ViT-B")
+
+    t2 = heat_table(results.get("table2_wall_clock"))
+    assert "hours_estimated" not in [h["key"] for h in t2["header"]]
+    assert t2["body"][3]["cells"][3]["text"] == "119.6†"
