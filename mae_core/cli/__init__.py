@@ -11,7 +11,7 @@ from typing import Sequence
 from ..errors import MAEError
 
 # Modules under mae_core.cli that register subcommands, in help order.
-SUBCOMMANDS = ("reconstruct", "checkpoints", "models", "data", "serve")
+SUBCOMMANDS = ("reconstruct", "train", "checkpoints", "models", "data", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
