@@ -93,14 +93,19 @@ class AblationResult(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
     rows: list[AblationRow] = Field(min_length=1)
 
-    def label(self) -> str:
+    def setting(self) -> str:
+        """What ran, from ``meta``: model, data, size, schedule (empty if meta is empty)."""
         meta = self.meta
         parts = []
         for key, fmt in (("model", "{}"), ("dataset", "{}"), ("img_size", "{} px"),
                          ("epochs", "{} epochs"), ("steps", "{} steps")):
             if meta.get(key) not in (None, ""):
                 parts.append(fmt.format(meta[key]))
-        return "Ours (small scale" + (": " + ", ".join(parts) if parts else "") + ")"
+        return ", ".join(parts)
+
+    def label(self) -> str:
+        setting = self.setting()
+        return "Ours (small scale" + (f": {setting}" if setting else "") + ")"
 
 
 # -- shared helpers --------------------------------------------------------------------------
@@ -203,9 +208,9 @@ def table1_figure(results: PaperResults, fig_id: str) -> Spec:
         return {
             "type": "bar", "name": label, "x": cats, "y": values,
             "offsetgroup": group,
-            "marker": {"color": color,
-                       "line": {"color": "#1d1d1d", "width": [2.5 if d else 0 for d in defaults]}},
-            "text": [f"{v:.1f}" for v in values], "textposition": "outside",
+            "marker": {"color": color},
+            "text": [f"<b>{v:.1f}</b>" if d else f"{v:.1f}" for v, d in zip(values, defaults)],
+            "textposition": "outside", "constraintext": "none",
             "cliponaxis": False,
             "customdata": ["paper default" if d else "" for d in defaults],
             "hovertemplate": f"%{{x}}<br>{label}: %{{y:.1f}}%<br>%{{customdata}}"
@@ -223,8 +228,8 @@ def table1_figure(results: PaperResults, fig_id: str) -> Spec:
                  "y0": 0, "y1": 1, "fillcolor": DEFAULT_FILL, "line": {"width": 0},
                  "layer": "below"} for i, d in enumerate(defaults) if d],
     )
-    notes = ["Outlined bars on a shaded band are the paper's default setting (gray rows in the "
-             "paper)."] + list(entry.caveats)
+    notes = ["The shaded band marks the paper's default setting (the gray rows of Table 1)."
+             ] + list(entry.caveats)
     if fig_id == "table1c":
         flops = [float(v) for v in entry.values("flops_relative")]  # type: ignore[arg-type]
         data.append({
@@ -235,7 +240,9 @@ def table1_figure(results: PaperResults, fig_id: str) -> Spec:
             "hovertemplate": f"%{{x}}<br>training FLOPs: %{{y:g}}× <extra>{ref}</extra>",
         })
         layout["yaxis2"] = {"title": {"text": "training FLOPs (×, from 0)"}, "overlaying": "y",
-                            "side": "right", "range": [0, max(flops) * 1.25], "showgrid": False}
+                            "side": "right", "range": [0, math.ceil(max(flops) * 1.25)],
+                            "showgrid": False, "tickmode": "linear", "tick0": 0, "dtick": 1,
+                            "ticksuffix": "×"}
         layout["margin"]["r"] = 70
     return _spec(fig_id, entry.title, data, layout, notes=notes,
                  downloads=_result_downloads(name), source=name)
@@ -292,14 +299,22 @@ def _curve(results: PaperResults, entry: ResultEntry, x_key: str, y_key: str, la
 
 def _two_panel_layout(x_axis: dict[str, Any], top: tuple[str, list[float]],
                       bottom: tuple[str, list[float]], height: int = 520) -> dict[str, Any]:
+    """Fine-tune panel above linear-probe panel sharing x, as in the paper's figures.
+
+    Each y-axis title names its curve in the curve's colour, so no legend is needed (plotly
+    would draw the legend swatch with the first point's marker, which may be an "uncertain"
+    open circle).
+    """
     (top_label, top_range), (bottom_label, bottom_range) = top, bottom
     return _base_layout(
-        height=height,
+        height=height, showlegend=False, margin={"l": 70, "r": 30, "t": 30, "b": 60},
         xaxis={**x_axis, "anchor": "y2", "gridcolor": "#e6e8ee"},
         yaxis={"domain": [0.56, 1.0], "range": top_range, "gridcolor": "#e6e8ee",
-               "title": {"text": _truncated_title(top_label, top_range[0])}},
+               "title": {"text": _truncated_title(top_label, top_range[0]),
+                         "font": {"color": FT_COLOR}}},
         yaxis2={"domain": [0.0, 0.44], "range": bottom_range, "gridcolor": "#e6e8ee",
-                "title": {"text": _truncated_title(bottom_label, bottom_range[0])}},
+                "title": {"text": _truncated_title(bottom_label, bottom_range[0]),
+                          "font": {"color": LIN_COLOR}}},
     )
 
 
@@ -400,7 +415,7 @@ def _table2_label(row: dict[str, Any]) -> str:
     enc = str(row["encoder"])
     model, _, rest = enc.partition(",")
     mask = " w/ [M]" if "[M]" in rest else ""
-    return f"{model.strip()}{mask}, dec {row['dec_depth']}"
+    return f"{model.strip()}{mask}<br>dec {row['dec_depth']}"
 
 
 def table2_figure(results: PaperResults) -> Spec:
@@ -416,7 +431,7 @@ def table2_figure(results: PaperResults) -> Spec:
         for r, e in zip(rows, est):
             t = f"{float(r['hours']):.1f} h"  # type: ignore[arg-type]
             if e:
-                t += "† (estimated)"
+                t += " †<br>(estimated)"
             if r["speedup"] is not None:
                 t += f"<br>{float(r['speedup']):.1f}× faster"  # type: ignore[arg-type]
             text.append(t)
@@ -429,6 +444,7 @@ def table2_figure(results: PaperResults) -> Spec:
                        "line": {"color": ["#333" if e else color for e in est],
                                 "width": [1.5 if e else 0 for e in est]}},
             "text": text, "textposition": "outside", "cliponaxis": False,
+            "constraintext": "none",
             "customdata": [[_fmt(r["ft_acc"]),
                             "estimated by training ten epochs (†)" if e else "measured"]
                            for r, e in zip(rows, est)],
@@ -442,9 +458,9 @@ def table2_figure(results: PaperResults) -> Spec:
     hours = [float(r["hours"]) for r in entry.rows]  # type: ignore[arg-type]
     layout = _base_layout(
         height=420, barmode="overlay",
-        xaxis={"title": {"text": "encoder, decoder depth"}, "type": "category",
-               "categoryorder": "array", "categoryarray": order},
-        yaxis={"title": {"text": "pre-training hours (800 epochs, 128 TPU-v3 cores)"},
+        xaxis={"type": "category", "categoryorder": "array", "categoryarray": order,
+               "tickangle": 0},
+        yaxis={"title": {"text": "pre-training hours"},
                "range": [0, max(hours) * 1.22], "gridcolor": "#e6e8ee"},
     )
     return _spec("table2", entry.title, data, layout, notes=list(entry.caveats),
@@ -487,7 +503,7 @@ def bench_figure(results: PaperResults, bench: BenchTrain | None) -> Spec:
             "hovertemplate": f"{label}<br>%{{x}}: %{{y:.2f}}× <extra>mae bench train</extra>",
         })
         when = bench.meta.get("date")
-        notes.append(f"Ours measured by `mae bench train`{' on ' + str(when) if when else ''}"
+        notes.append(f"Ours measured by mae bench train{' on ' + str(when) if when else ''}"
                      f" ({label[6:]}; torch {bench.meta.get('torch', '?')}). A small model on "
                      "this machine is not the paper's ViT-L/H on TPUs: compare the trend, not "
                      "the value.")
@@ -568,21 +584,19 @@ def ablation_figure(results: PaperResults, factor: str, ours: AblationResult | N
         })
     lo, hi = _acc_range([float(v) for v in list(ft) + list(lin)], margin=4)  # type: ignore[arg-type]
     layout = _base_layout(
-        height=380,
-        margin={"l": 70, "r": 70, "t": 50, "b": 70},
+        height=400,
+        margin={"l": 70, "r": 70, "t": 80, "b": 60},
         xaxis={"domain": side, "title": {"text": x_title},
                "type": "category" if categorical else "linear", "anchor": "y",
-               "gridcolor": "#e6e8ee"},
+               "gridcolor": "#e6e8ee",
+               **({"range": [-0.5, len(xs) - 0.5]} if categorical else {})},
         yaxis={"title": {"text": _truncated_title("paper top-1 (%)", lo)}, "range": [lo, hi + 1],
                "anchor": "x", "gridcolor": "#e6e8ee"},
         annotations=[{"text": f"<b>Paper</b> (ViT-L/16, ImageNet-1K, {entry.paper_ref})",
                       "xref": "paper", "yref": "paper", "x": side[0], "y": 1.0,
                       "xanchor": "left", "yanchor": "bottom", "showarrow": False,
-                      "yshift": 22, "font": {"size": 12}}],
+                      "yshift": 34, "font": {"size": 12}}],
     )
-    layout["legend"] = {"orientation": "h", "x": 0, "y": -0.22, "xanchor": "left",
-                        "yanchor": "top"}
-    layout["margin"]["b"] = 110
     notes = [f"Paper values from {entry.paper_ref}."]
     downloads = _result_downloads(name)
     if ours is not None:
@@ -600,7 +614,7 @@ def ablation_figure(results: PaperResults, factor: str, ours: AblationResult | N
         layout["xaxis2"] = {"domain": [0.56, 1.0], "title": {"text": x_title},
                             "type": "category" if categorical else "linear", "anchor": "y2",
                             "gridcolor": "#e6e8ee"}
-        layout["yaxis2"] = {"title": {"text": "reconstruction loss (masked patches)"},
+        layout["yaxis2"] = {"title": {"text": "reconstruction loss"},
                             "anchor": "x2", "gridcolor": "#e6e8ee", "rangemode": "tozero"}
         if any(a is not None for a in accs):
             data.append({
@@ -611,11 +625,13 @@ def ablation_figure(results: PaperResults, factor: str, ours: AblationResult | N
                 "hovertemplate": "linear probe %{y:.1f}% at %{x}<extra>ours (small scale)</extra>",
             })
             layout["yaxis3"] = {"title": {"text": "linear probe top-1 (%)"}, "anchor": "x2",
-                                "overlaying": "y2", "side": "right", "showgrid": False}
+                                "overlaying": "y2", "side": "right", "showgrid": False,
+                                "tickmode": "auto"}
+        setting = ours.setting()
         layout["annotations"].append({
-            "text": f"<b>Small-scale reproduction</b> — {label[5:-1] if label.startswith('Ours (') else label}",
+            "text": "<b>Ours: small-scale reproduction</b>" + (f" ({setting})" if setting else ""),
             "xref": "paper", "yref": "paper", "x": 0.56, "y": 1.0, "xanchor": "left",
-            "yanchor": "bottom", "showarrow": False, "yshift": 22,
+            "yanchor": "bottom", "showarrow": False, "yshift": 34,
             "font": {"size": 12, "color": "#0b5f49"}})
         notes.append(f"{label}: not comparable in absolute terms to the paper's ViT-L at 800 "
                      "epochs; compare the direction of the effect.")
@@ -666,7 +682,8 @@ def run_figures(run_id: str, metrics: list[dict[str, Any]]) -> list[Spec]:
         xaxis={"title": {"text": "step"}, "gridcolor": "#e6e8ee"},
         yaxis={"title": {"text": "images / s"}, "rangemode": "tozero", "gridcolor": "#e6e8ee"},
         yaxis2={"title": {"text": "time waiting for data (fraction)"}, "overlaying": "y",
-                "side": "right", "range": [0, 1], "showgrid": False},
+                "side": "right", "range": [0, 1], "showgrid": False, "tickmode": "linear",
+                "tick0": 0, "dtick": 0.25},
     )
     speed["margin"]["r"] = 70
     return [

@@ -158,7 +158,8 @@ def test_page_without_our_results_explains_how_to_make_them(empty_client):
     assert "mae bench train" in html and 'data-empty="bench"' in html
     for factor in ("mask_ratio", "strategy", "decoder_depth", "norm_pix"):
         assert f'data-empty="{factor}"' in html
-        assert f"mae ablate {factor}" in html
+        assert f"ablations/{factor}.json" in html
+    assert "<code>mae ablate</code>" in html
     assert 'data-empty="runs"' in html and "No training runs found" in html
     specs = embedded_figures(html)
     assert set(specs) == set(PAGE_FIGURES)

@@ -72,15 +72,17 @@ def test_table1_defaults_highlighted_and_y_axis_honest(fig_id, default_index):
     spec = by_id()[fig_id]
     ft, lin = spec["data"][:2]
     assert ft["name"] == "fine-tune" and lin["name"] == "linear probe"
-    widths = ft["marker"]["line"]["width"]
-    assert [i for i, w in enumerate(widths) if w > 0] == [default_index]
+    bold = [i for i, t in enumerate(ft["text"]) if t.startswith("<b>")]
+    assert bold == [default_index]
     (band,) = spec["layout"]["shapes"]
     assert band["x0"] == default_index - 0.5 and band["x1"] == default_index + 0.5
     assert "(default)" in spec["layout"]["xaxis"]["ticktext"][default_index]
     lo, hi = spec["layout"]["yaxis"]["range"]
     assert 0 < lo <= min(ft["y"] + lin["y"]) and hi > max(ft["y"] + lin["y"])
     assert f"axis starts at {lo:g}, not 0" in spec["layout"]["yaxis"]["title"]["text"]
-    assert ft["text"] == [f"{v:.1f}" for v in ft["y"]]  # exact values printed on the bars
+    # exact values printed on the bars
+    assert [t.replace("<b>", "").replace("</b>", "") for t in ft["text"]] == [
+        f"{v:.1f}" for v in ft["y"]]
 
 
 def test_table1_values_come_from_the_paper():
@@ -133,10 +135,10 @@ def test_figure9_mae_vs_moco():
 def test_table2_marks_the_estimated_row():
     spec = by_id()["table2"]
     ref, mae = spec["data"]
-    assert ref["x"] == ["ViT-L w/ [M], dec 8", "ViT-H w/ [M], dec 8"]
+    assert ref["x"] == ["ViT-L w/ [M]<br>dec 8", "ViT-H w/ [M]<br>dec 8"]
     assert ref["y"] == [42.4, 119.6]
     assert ref["marker"]["pattern"]["shape"] == ["", "/"]
-    assert "†" in ref["text"][1] and "estimated" in ref["text"][1]
+    assert "119.6 h †" in ref["text"][1] and "estimated" in ref["text"][1]
     assert "†" not in ref["text"][0]
     assert mae["y"] == [15.4, 11.6, 34.5, 29.3]
     assert "2.8× faster" in mae["text"][0]
@@ -178,7 +180,8 @@ def test_ablation_figure_with_our_results():
     assert [points(t) for t in spec["data"]] == [10, 10, 3, 3]
     assert spec["data"][2]["x"] == [25, 50, 75]  # fractions drawn as percent like Figure 5
     assert spec["data"][2]["xaxis"] == "x2" and spec["data"][3]["yaxis"] == "y3"
-    assert any("Small-scale reproduction" in a["text"] for a in spec["layout"]["annotations"])
+    assert any("small-scale reproduction</b> (tiny, 5 epochs)" in a["text"]
+               for a in spec["layout"]["annotations"])
 
     no_probe = AblationResult.model_validate({
         "factor": "norm_pix", "meta": {},
