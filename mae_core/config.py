@@ -39,6 +39,8 @@ class ModelConfig:
         encoder_mask_tokens: the encoder also sees a mask token for every removed patch (the
             Table 1c / Table 2 baseline that MAE's speed-up is measured against).
         norm_eps: LayerNorm epsilon (1e-6 as the official code).
+        drop_path_rate: stochastic depth of the last encoder block (linearly increasing over
+            blocks); 0 for pretraining, 0.1-0.2 for fine-tuning (paper Table 9).
     """
 
     img_size: tuple[int, int] = (224, 224)
@@ -55,6 +57,7 @@ class ModelConfig:
     loss_on: LossOn = "masked"
     encoder_mask_tokens: bool = False
     norm_eps: float = 1e-6
+    drop_path_rate: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
