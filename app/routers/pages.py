@@ -9,23 +9,18 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from mae_core.masking import GRID_RATIO, list_strategies
+from mae_core.masking import GRID_RATIO
 
 from ..deps import RegistryDep, SettingsDep
 from ..errors import ServiceUnavailableError
 from ..templating import STATIC_DIR, plotly_js_path, templates
 from .api import models_payload
+from .reconstruct import ordered_strategies
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 SAMPLES_DIR = STATIC_DIR / "samples"
-STRATEGY_ORDER = ("random", "block", "grid")  # the paper's default first
-
-
-def ordered_strategies() -> list[str]:
-    known = list_strategies()
-    return [s for s in STRATEGY_ORDER if s in known] + [s for s in known if s not in STRATEGY_ORDER]
 
 
 def sample_images() -> list[dict[str, Any]]:

@@ -27,6 +27,14 @@ from ..schemas import ErrorResponse, ReconstructResponse
 router = APIRouter(tags=["reconstruct"])
 
 MAX_MASK_CELLS = 64 * 64
+STRATEGY_ORDER = ("random", "block", "grid")  # the paper's default first
+
+
+def ordered_strategies() -> list[str]:
+    """Registered masking strategies, the paper's three first."""
+    known = list_strategies()
+    return [s for s in STRATEGY_ORDER if s in known] + [s for s in known if s not in STRATEGY_ORDER]
+
 NORM_PIX_NOTE = (
     "This checkpoint predicts normalised pixels (norm_pix_loss). To display its output, each "
     "removed patch was given that patch's true mean and variance, information the model did not "
@@ -141,14 +149,14 @@ async def reconstruct(
     registry: RegistryDep,
     batcher: BatcherDep,
     image: Annotated[UploadFile, File(
-        description="the picture: JPEG, PNG, WebP, GIF, BMP or TIFF (e.g. fox.jpg)")],
+        description="the picture: JPEG, PNG, WebP, GIF, BMP or TIFF", examples=["fox.jpg"])],
     mask_ratio: Annotated[float, Form(
         gt=0, lt=1, description="fraction of patches to remove, strictly between 0 and 1 "
         "(ignored when `mask` is sent; grid needs exactly 0.75)", examples=[0.75])] = 0.75,
     strategy: Annotated[str, Form(
         description="masking strategy: random (paper default), block (BEiT-style) or grid "
         "(keeps one patch per 2x2 cell; ratio 0.75 only)", examples=["random"],
-        json_schema_extra={"enum": list_strategies()})] = "random",
+        json_schema_extra={"enum": ordered_strategies()})] = "random",
     seed: Annotated[int | None, Form(
         ge=0, le=MAX_SEED, description="mask seed; omit to draw one (the reply says which)",
         examples=[1234])] = None,

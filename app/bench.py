@@ -1,0 +1,246 @@
+"""Latency of ``POST /reconstruct`` against the bare ``Reconstructor.reconstruct`` call.
+
+Runs ``mae serve`` (uvicorn) in a subprocess on a free port of 127.0.0.1 and, in the same run, the bare library call on the same image and checkpoint. Calls are interleaved (bare, JSON,
+PNG, bare, ...) so load from other processes affects every variant alike. Prints a table and
+writes JSON. Not a test: nothing fails on speed.
+
+    python -m app.bench                       # default checkpoint, else a random-init ViT-Ti/16
+    python -m app.bench --checkpoint-dir checkpoints --model mae-lab-default -n 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import torch
+from PIL import Image
+
+from mae_core import Reconstructor, list_checkpoints
+from mae_core.defaults import DEFAULT_CHECKPOINT_ID, REPO_ROOT, checkpoint_dir
+
+log = logging.getLogger("app.bench")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {"p50_ms": _percentile(values, 0.5), "p90_ms": _percentile(values, 0.9),
+            "mean_ms": statistics.fmean(values), "min_ms": min(values), "n": len(values)}
+
+
+def _pick_checkpoint(folder: Path, model: str | None, scratch: Path) -> tuple[Path, str, Path, str]:
+    """(folder, id, file, note): the requested/default checkpoint, else a random-init one."""
+    infos = {i.id: i for i in list_checkpoints(folder) if i.can_reconstruct and not i.error}
+    wanted = model or DEFAULT_CHECKPOINT_ID
+    if wanted in infos:
+        return folder, wanted, infos[wanted].path, str(infos[wanted].path)
+    if model:
+        raise SystemExit(f"no usable checkpoint {model!r} in {folder}")
+    from .testing import write_checkpoint
+
+    path = write_checkpoint(scratch, "bench-random-224", size=224)
+    return scratch, "bench-random-224", path, "random-init mae_vit_tiny_patch16 at 224 px (no default present)"
+
+
+def _image_bytes(path: Path | None) -> tuple[bytes, str]:
+    if path is not None:
+        return path.read_bytes(), path.name
+    samples = sorted((REPO_ROOT / "static" / "samples").glob("*.jpg"))
+    if samples:
+        return samples[0].read_bytes(), samples[0].name
+    from .testing import synthetic_photo
+
+    buf = io.BytesIO()
+    synthetic_photo(320, 240).save(buf, format="JPEG", quality=92)
+    return buf.getvalue(), "synthetic.jpg"
+
+
+class _Server:
+    """``python -m mae_core serve`` in a subprocess, so client and server do not share a GIL."""
+
+    def __init__(self, folder: Path, model_id: str, port: int, device: str, window_ms: float) -> None:
+        self.cmd = [sys.executable, "-m", "mae_core", "--log-level", "WARNING", "serve",
+                    "--host", "127.0.0.1", "--port", str(port), "--checkpoint-dir", str(folder),
+                    "--default-model", model_id, "--device", device]
+        self.env = {**os.environ, "MAE_BATCH_WINDOW_MS": str(window_ms)}
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "_Server":
+        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=REPO_ROOT)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    scratch = Path(tempfile.mkdtemp(prefix="mae-bench-"))
+    folder, model_id, weights, source = _pick_checkpoint(Path(args.checkpoint_dir), args.model, scratch)
+    data, image_name = _image_bytes(args.image)
+    image = Image.open(io.BytesIO(data))
+    image.load()
+
+    bare = Reconstructor.from_checkpoint(weights, device=args.device)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    times: dict[str, list[float]] = {"bare": [], "post_json": [], "post_png": []}
+    server_side: list[dict[str, float]] = []
+    with _Server(folder, model_id, port, args.device, args.window_ms), httpx.Client(base_url=url, timeout=60) as client:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if client.get("/api/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise SystemExit("server did not become ready")
+
+        def post(seed: int, accept: str) -> httpx.Response:
+            resp = client.post("/reconstruct", files={"image": (image_name, data, "image/jpeg")},
+                               data={"seed": str(seed), "mask_ratio": "0.75"}, headers={"Accept": accept})
+            resp.raise_for_status()
+            return resp
+
+        for i in range(args.warmup):
+            bare.reconstruct(image, seed=i)
+            post(i, "application/json")
+            post(i, "image/png")
+        for i in range(args.n):
+            seed = 1000 + i
+            t = time.perf_counter()
+            rec = bare.reconstruct(image, seed=seed)
+            times["bare"].append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            body = post(seed, "application/json").json()
+            times["post_json"].append((time.perf_counter() - t) * 1000)
+            server_side.append({"inference_ms": body["metrics"]["inference_ms"], **body["timing"]})
+            assert body["mask"] == rec.mask.tolist()  # same work on both paths
+            t = time.perf_counter()
+            post(seed, "image/png")
+            times["post_png"].append((time.perf_counter() - t) * 1000)
+
+        concurrent: dict[str, Any] = {}
+        if args.concurrency > 1:
+            total = args.concurrency * max(2, args.n // 4)
+            start = time.perf_counter()
+            with ThreadPoolExecutor(args.concurrency) as pool:
+                batch_sizes = [r.json()["timing"]["batch_size"] for r in
+                               pool.map(lambda s: post(s, "application/json"), range(total))]
+            wall = time.perf_counter() - start
+            start = time.perf_counter()
+            for s in range(total):
+                bare.reconstruct(image, seed=s)
+            bare_wall = time.perf_counter() - start
+            concurrent = {"clients": args.concurrency, "requests": total,
+                          "server_images_per_s": total / wall, "bare_sequential_images_per_s": total / bare_wall,
+                          "mean_batch_size": statistics.fmean(batch_sizes), "max_batch_size": max(batch_sizes)}
+
+    result = {
+        "benchmark": "serve_latency",
+        "checkpoint": model_id, "checkpoint_source": source,
+        "image": image_name, "image_bytes": len(data), "image_size": list(image.size),
+        "model_input": list(bare.image_size), "device": str(bare.device),
+        "torch_threads_bare": torch.get_num_threads(), "batch_window_ms": args.window_ms,
+        "python": platform.python_version(), "torch": torch.__version__,
+        "machine": platform.machine(), "load_average": list(_load_average()),
+        "n": args.n,
+        "latency": {name: _summary(values) for name, values in times.items()},
+        "server_side_p50": {k: _percentile([s[k] for s in server_side], 0.5) for k in server_side[0]},
+        "concurrent": concurrent,
+    }
+    result["overhead_p50_ms"] = result["latency"]["post_json"]["p50_ms"] - result["latency"]["bare"]["p50_ms"]
+    return result
+
+
+def _load_average() -> tuple[float, ...]:
+    try:
+        return tuple(round(x, 2) for x in os.getloadavg())
+    except OSError:
+        return ()
+
+
+def print_table(result: dict[str, Any]) -> None:
+    lat = result["latency"]
+    print(f"\nserve latency: {result['checkpoint']} ({result['checkpoint_source']}), "
+          f"{result['image']} {result['image_size'][0]}x{result['image_size'][1]} -> "
+          f"{result['model_input'][0]}x{result['model_input'][1]}, {result['device']}, "
+          f"{result['torch_threads_bare']} torch threads, n={result['n']}, load avg {result['load_average']}")
+    print(f"{'path':<34}{'p50 ms':>10}{'p90 ms':>10}{'mean ms':>10}{'min ms':>10}")
+    names = {"bare": "Reconstructor.reconstruct (bare)", "post_json": "POST /reconstruct (JSON)",
+             "post_png": "POST /reconstruct (Accept PNG)"}
+    for key, label in names.items():
+        s = lat[key]
+        print(f"{label:<34}{s['p50_ms']:>10.1f}{s['p90_ms']:>10.1f}{s['mean_ms']:>10.1f}{s['min_ms']:>10.1f}")
+    print(f"overhead of the service at p50: {result['overhead_p50_ms']:+.1f} ms")
+    ss = result["server_side_p50"]
+    print(f"server side p50: inference {ss['inference_ms']:.1f} ms, queue {ss['queue_ms']:.1f} ms, "
+          f"handler total {ss['server_ms']:.1f} ms")
+    c = result["concurrent"]
+    if c:
+        print(f"{c['clients']} concurrent clients, {c['requests']} requests: "
+              f"{c['server_images_per_s']:.1f} img/s via the server (mean batch {c['mean_batch_size']:.2f}, "
+              f"max {c['max_batch_size']}) vs {c['bare_sequential_images_per_s']:.1f} img/s bare sequential")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint-dir", default=str(checkpoint_dir()), help="checkpoint folder")
+    parser.add_argument("--model", default=None, help="checkpoint id (default: mae-lab-default, "
+                        "else a random-init 224 px ViT-Ti/16)")
+    parser.add_argument("--image", type=Path, default=None, help="image file (default: first sample)")
+    parser.add_argument("-n", type=int, default=40, help="timed iterations per path (default 40)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
+    parser.add_argument("--concurrency", type=int, default=4, help="clients in the throughput run "
+                        "(1 skips it; default 4)")
+    parser.add_argument("--window-ms", type=float, default=3.0, help="batching window (default 3)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, mps (default cpu)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results" / "serve_latency.json",
+                        help="JSON output (default bench-results/serve_latency.json)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    result = run(args)
+    print_table(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
