@@ -139,8 +139,9 @@ def test_analysis_page_draws_every_chart(tmp_path, monkeypatch):
         slider.fill("1")
         assert page.locator("#snap-step").inner_text() == "20"
         assert page.locator("#snap-img").get_attribute("src").endswith("/snapshots/20")
-        assert page.evaluate("document.getElementById('snap-img').complete && "
-                             "document.getElementById('snap-img').naturalWidth") == 256
+        page.wait_for_function("(() => { const img = document.getElementById('snap-img'); "
+                               "return img.complete && img.naturalWidth === 256; })()",
+                               timeout=20_000)
 
         # the run is live: new metrics lines and a new snapshot show up without a reload
         run = runs_dir / "demo-run"
