@@ -78,6 +78,7 @@ class Batcher:
         self.window = window
         self.max_batch = max_batch
         self._jobs: deque[Job] = deque()
+        self._calls: deque[Callable[[], Any]] = deque()
         self._cond = threading.Condition()
         self._pending = 0
         self._stopping = False
@@ -115,6 +116,12 @@ class Batcher:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def call_soon(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the worker thread before the next batch (e.g. loading a checkpoint)."""
+        with self._cond:
+            self._calls.append(fn)
+            self._cond.notify()
+
     def submit(self, job: Job) -> concurrent.futures.Future:
         """Queue ``job``; its future resolves to a ``JobResult`` or raises the job's error."""
         with self._cond:
@@ -142,6 +149,9 @@ class Batcher:
             batch = self._collect()
             if batch is None:
                 return
+            if not batch:
+                self._run_calls()
+                continue
             groups: dict[Hashable, list[Job]] = {}
             for job in batch:
                 groups.setdefault(job.key(), []).append(job)
@@ -154,12 +164,26 @@ class Batcher:
                     with self._cond:
                         self._pending -= len(jobs)
 
+    def _run_calls(self) -> None:
+        while True:
+            with self._cond:
+                if not self._calls:
+                    return
+                fn = self._calls.popleft()
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - a failed call must not stop the worker
+                log.exception("worker call failed")
+
     def _collect(self) -> list[Job] | None:
+        """The next batch of jobs; [] when only calls are waiting; None when stopping."""
         with self._cond:
-            while not self._jobs and not self._stopping:
+            while not self._jobs and not self._calls and not self._stopping:
                 self._cond.wait()
             if self._stopping and not self._jobs:
                 return None
+            if self._calls:
+                return []
             batch = [self._jobs.popleft()]
             deadline = time.monotonic() + self.window
             while len(batch) < self.max_batch and not self._stopping:

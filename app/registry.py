@@ -177,6 +177,9 @@ class ModelRegistry:
             self._cache[info.id] = _Loaded(reconstructor, stamp)
             self._cache.move_to_end(info.id)
             self._evict()
+            if info.id == self.default_id:
+                self.default_state = "ready"
+                self.default_message = f"default checkpoint {self.default_id!r} loaded"
             return reconstructor
 
     def _evict(self) -> None:
@@ -189,6 +192,16 @@ class ModelRegistry:
     def loaded_ids(self) -> list[str]:
         with self._lock:
             return list(self._cache)
+
+    def default_appeared(self) -> bool:
+        """True when the default was missing at start-up and a file for it is now listed; the
+        state turns to "loading" so the caller schedules ``load_default`` once."""
+        with self._lock:
+            if self.default_state != "missing" or self.default_id not in self.checkpoints():
+                return False
+            self.default_state = "loading"
+            self.default_message = f"loading the default checkpoint {self.default_id!r}"
+            return True
 
     def load_default(self) -> None:
         """Load the default checkpoint, recording the outcome in ``default_state``/``_message``."""

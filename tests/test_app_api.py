@@ -41,9 +41,12 @@ def running(folder: Path, **overrides):
         yield client
 
 
-@pytest.fixture
-def client(ckpt_dir):
-    with running(ckpt_dir) as c:
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """One server for the tests that do not change the folder or the settings."""
+    folder = tmp_path_factory.mktemp("shared") / "checkpoints"
+    write_checkpoint(folder, DEFAULT)
+    with running(folder) as c:
         yield c
 
 
@@ -416,3 +419,15 @@ def test_openapi_documents_every_field_with_an_example(client):
         for prop, schema in spec["components"]["schemas"][name]["properties"].items():
             assert "examples" in schema or "$ref" in schema or "items" in schema, (name, prop)
     assert client.get("/docs").status_code == 200
+
+
+def test_a_default_that_appears_after_start_up_is_loaded(tmp_path):
+    folder = tmp_path / "late"
+    folder.mkdir()
+    with running(folder) as client:
+        registry = client.app.state.registry
+        wait_for(lambda: registry.default_state == "missing")
+        assert client.get("/api/ready").status_code == 503
+        write_checkpoint(folder, DEFAULT)  # e.g. training finished while the server runs
+        wait_for(lambda: client.get("/api/ready").status_code == 200)
+        assert client.get("/api/ready").json()["loaded"] == [DEFAULT]

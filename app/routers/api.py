@@ -27,7 +27,10 @@ def health(request: Request) -> HealthResponse:
     summary="Readiness: 200 once the default checkpoint has loaded, 503 before or without it",
     responses={503: {"model": ReadyResponse, "description": "loading, missing or failed"}},
 )
-def ready(registry: RegistryDep) -> JSONResponse:
+def ready(request: Request, registry: RegistryDep) -> JSONResponse:
+    batcher = getattr(request.app.state, "batcher", None)
+    if batcher is not None and registry.default_appeared():
+        batcher.call_soon(registry.load_default)  # a default trained or copied in after start-up
     body = ReadyResponse(
         ready=registry.default_state == "ready", state=registry.default_state,
         message=registry.default_message, default_model=registry.default_id,

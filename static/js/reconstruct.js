@@ -161,8 +161,6 @@
     state.single = result;
     fillRows($("#view-single"), [{ label: rowLabel(result), result }]);
     $("[data-empty]", $("#view-single")).hidden = true;
-    els.note.hidden = !result.note;
-    els.note.textContent = result.note || "";
     els.details.hidden = false;
     renderMetrics(result);
     renderHeatmap(result);
@@ -229,6 +227,9 @@
 
   // Keep one .fig-row per item, updating images in place (no flicker on re-render).
   function fillRows(view, items) {
+    const note = (items.find((item) => item.result.note) || {}).result;
+    els.note.hidden = !note;
+    els.note.textContent = note ? note.note : "";
     const container = $("[data-rows]", view);
     while (container.children.length > items.length) container.lastElementChild.remove();
     items.forEach((item, i) => {
