@@ -1,4 +1,4 @@
-"""A request-body size limit enforced before the multipart parser reads the body."""
+"""A request-body size limit enforced before (and while) the multipart parser reads the body."""
 
 from __future__ import annotations
 
@@ -6,48 +6,71 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import PayloadTooLargeError, error_body
+from .errors import error_body
 
 
 class BodyLimitMiddleware:
-    """Answer 413 for bodies over ``max_bytes``: at once when Content-Length says so, otherwise
-    by raising PayloadTooLargeError (mapped to 413) as soon as the streamed body passes the limit.
+    """Answer 413 for bodies over ``max_bytes``.
+
+    A declared Content-Length over the limit is refused before anything is read. A streamed body
+    (no length) is cut off as soon as it passes the limit: the app sees a disconnect, whatever it
+    answers is dropped, and the client gets the 413.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
+    def _too_large(self, size_text: str) -> bytes:
+        return json.dumps(error_body(
+            413, "too_large",
+            f"the request body is {size_text}; the limit is {self.max_bytes / 1e6:.1f} MB "
+            "(MAE_MAX_UPLOAD_BYTES); send a smaller image",
+        )).encode()
+
+    @staticmethod
+    async def _send_413(send: Send, body: bytes) -> None:
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        limit_text = f"{self.max_bytes / 1e6:.1f} MB"
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            body = json.dumps(error_body(
-                413, "too_large",
-                f"the request body is {int(declared) / 1e6:.1f} MB; the limit is {limit_text} "
-                "(MAE_MAX_UPLOAD_BYTES); send a smaller image",
-            )).encode()
-            await send({"type": "http.response.start", "status": 413,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode()),
-                                    (b"connection", b"close")]})
-            await send({"type": "http.response.body", "body": body})
+            await self._send_413(send, self._too_large(f"{int(declared) / 1e6:.1f} MB"))
             return
         received = 0
+        cut_off = False
+        started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, cut_off
+            if cut_off:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise PayloadTooLargeError(
-                        f"the request body passed the {limit_text} limit (MAE_MAX_UPLOAD_BYTES); "
-                        "send a smaller image"
-                    )
+                    cut_off = True
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if cut_off and not started:
+                return  # the app's answer to the cut-off body is replaced by the 413
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not cut_off:
+                raise
+        if cut_off and not started:
+            await self._send_413(send, self._too_large(f"over {self.max_bytes / 1e6:.1f} MB"))

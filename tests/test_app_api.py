@@ -431,3 +431,16 @@ def test_a_default_that_appears_after_start_up_is_loaded(tmp_path):
         write_checkpoint(folder, DEFAULT)  # e.g. training finished while the server runs
         wait_for(lambda: client.get("/api/ready").status_code == 200)
         assert client.get("/api/ready").json()["loaded"] == [DEFAULT]
+
+
+def test_413_streamed_body_without_length_is_cut_off(ckpt_dir):
+    def chunks():
+        yield b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n"
+        for _ in range(40):
+            yield b"\0" * 64 * 1024
+        yield b"\r\n--x--\r\n"
+
+    with running(ckpt_dir, max_upload_bytes=1000) as client:
+        resp = client.post("/reconstruct", content=chunks(),
+                           headers={"content-type": "multipart/form-data; boundary=x"})
+        assert_error(resp, 413, "too_large", "MAE_MAX_UPLOAD_BYTES")
