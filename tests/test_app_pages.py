@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -100,3 +101,22 @@ def test_checkpoint_folder_defaults_to_the_repository(monkeypatch):
 
     monkeypatch.delenv("MAE_CHECKPOINT_DIR", raising=False)
     assert Settings().checkpoint_dir == REPO_ROOT / "checkpoints"
+
+
+def test_bundled_samples_are_small_photos_with_licences(client):
+    from PIL import Image
+
+    samples_dir = Path(__file__).resolve().parent.parent / "static" / "samples"
+    entries = json.loads((samples_dir / "samples.json").read_text())
+    licences = (samples_dir / "LICENSES.md").read_text()
+    assert 4 <= len(entries) <= 6
+    html = client.get("/").text
+    for entry in entries:
+        path = samples_dir / entry["file"]
+        with Image.open(path) as im:
+            assert im.format == "JPEG" and min(im.size) >= 224 and max(im.size) <= 480
+        assert path.stat().st_size < 80_000
+        row = next(line for line in licences.splitlines() if line.startswith(f"| `{entry['file']}`"))
+        package, _original, licence = [c.strip() for c in row.split("|")[2:5]]
+        assert package and licence, row
+        assert f'data-src="/static/samples/{entry["file"]}"' in html
