@@ -1,0 +1,1 @@
+"""Data: the natural-image corpus builder and dataset helpers."""
