@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 # flag -> (section, field); section None = top level of TrainConfig
 FLAG_FIELDS = {
     "data": ("data", "path"), "val_data": ("data", "val_path"), "img_size": ("data", "img_size"),
-    "num_workers": ("data", "num_workers"), "cache_px": ("data", "cache_px"),
+    "num_workers": ("data", "num_workers"), "cache_px": ("data", "cache_px"), "repeats": ("data", "repeats"),
     "scale_min": ("data", "scale_min"),
     "blr": ("optim", "blr"), "lr": ("optim", "lr"), "min_lr": ("optim", "min_lr"),
     "weight_decay": ("optim", "weight_decay"), "warmup_epochs": ("optim", "warmup_epochs"),
@@ -78,6 +78,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu | cuda | mps (default: best available)")
     p.add_argument("--num-workers", type=int, help="DataLoader workers")
     p.add_argument("--cache-px", type=int, help="pre-decode images to this short side in RAM")
+    p.add_argument("--repeats", type=int, help="visit every image this many times per epoch")
     p.add_argument("--scale-min", type=float, help="RandomResizedCrop minimum area (paper 0.2)")
     p.add_argument("--seed", type=int)
     p.add_argument("--output-dir", help="run folder (default runs/<timestamp>)")

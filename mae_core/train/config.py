@@ -29,6 +29,9 @@ class DataConfig:
         cache_px: if > 0, decode every image once, resize its short side to this many pixels and
             keep it in memory — on CPU-bound machines this removes JPEG decoding from every step.
         val_path: optional held-out folder for reconstruction snapshots.
+        repeats: each epoch visits every image this many times. For folders of a few thousand
+            images, longer epochs keep DataLoader workers streaming instead of draining at
+            every epoch boundary.
     """
 
     path: str = ""
@@ -39,6 +42,7 @@ class DataConfig:
     num_workers: int = 0
     cache_px: int = 0
     val_path: str = ""
+    repeats: int = 1
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Training data: any folder of images, paper augmentation, resumable sharded sampling.
 
 Augmentation randomness is a pure function of (seed, epoch, sample index), not of a global RNG,
-so a resumed run, a run with more DataLoader workers and a DDP run all see the same crops.
+so a resumed run, a run with more DataLoader workers and a DDP run all see the same crops. The
+sampler passes the epoch inside each key (``epoch * len(dataset) + index``), which lets
+persistent DataLoader workers (who never see ``set_epoch`` calls) follow along.
 Unreadable files are skipped, counted and reported; they never stop an epoch.
 """
 
@@ -90,15 +92,16 @@ class ImageFolderDataset(Dataset):
         augment: bool = True,
         seed: int = 0,
         cache_px: int = 0,
+        repeats: int = 1,
         progress: bool = True,
     ) -> None:
         self.files = find_images(root)
+        self.repeats = max(1, int(repeats))
         self.img_size = img_size
         self.scale = (scale_min, 1.0)
         self.hflip = hflip
         self.augment = augment
         self.seed = seed
-        self.epoch = 0
         self.cache: list[np.ndarray | None] | None = None
         self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -109,10 +112,8 @@ class ImageFolderDataset(Dataset):
             ]
 
     def __len__(self) -> int:
-        return len(self.files)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        """Samples per epoch: every file ``repeats`` times."""
+        return len(self.files) * self.repeats
 
     @staticmethod
     def _open(path: Path) -> Image.Image:
@@ -142,9 +143,9 @@ class ImageFolderDataset(Dataset):
             log.warning("skipping unreadable image %s: %s", self.files[index], exc)
             return None
 
-    def transform(self, img: Image.Image, index: int) -> torch.Tensor:
+    def transform(self, img: Image.Image, epoch: int, index: int) -> torch.Tensor:
         if self.augment:
-            g = _sample_generator(self.seed, self.epoch, index)
+            g = _sample_generator(self.seed, epoch, index)
             top, left, h, w = random_resized_crop_box(img.width, img.height, self.scale, (3 / 4, 4 / 3), g)
             img = TF.resized_crop(img, top, left, h, w, [self.img_size, self.img_size],
                                   interpolation=InterpolationMode.BICUBIC)
@@ -155,15 +156,19 @@ class ImageFolderDataset(Dataset):
         x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
         return (x - self.mean) / self.std
 
-    def __getitem__(self, index: int) -> torch.Tensor | None:
-        img = self.load(index)
-        return None if img is None else self.transform(img, index)
+    def __getitem__(self, key: int) -> torch.Tensor | None:
+        epoch, index = divmod(int(key), len(self))  # see the module docstring
+        img = self.load(index % len(self.files))
+        return None if img is None else self.transform(img, epoch, index)
 
 
 @dataclass
 class Batch:
     images: torch.Tensor  # [B, 3, S, S]
     skipped: int  # unreadable files dropped from this batch
+
+    def pin_memory(self) -> "Batch":  # called by DataLoader(pin_memory=True)
+        return Batch(self.images.pin_memory(), self.skipped)
 
 
 def collate_skip_broken(items: list[torch.Tensor | None]) -> Batch:
@@ -190,8 +195,9 @@ class ResumableDistributedSampler(DistributedSampler):
         self.start = start
 
     def __iter__(self):
+        offset = self.epoch * len(self.dataset)  # the dataset decodes (epoch, index) from keys
         indices = list(super().__iter__())
-        return iter(indices[self.start:])
+        return iter(offset + i for i in indices[self.start:])
 
     def __len__(self) -> int:
         return self.num_samples - self.start

@@ -99,14 +99,14 @@ class Trainer:
         self.dataset = ImageFolderDataset(
             c.data.path, img_size=c.data.img_size, scale_min=c.data.scale_min, hflip=c.data.hflip,
             augment=c.data.augment, seed=c.seed, cache_px=c.data.cache_px,
-            progress=self.progress and self.dist.is_main,
+            repeats=c.data.repeats, progress=self.progress and self.dist.is_main,
         )
         self.sampler = ResumableDistributedSampler(
             self.dataset, num_replicas=self.dist.world_size, rank=self.dist.rank, seed=c.seed)
         self.loader = DataLoader(
             self.dataset, batch_size=c.batch_size, sampler=self.sampler, drop_last=True,
             num_workers=c.data.num_workers, collate_fn=collate_skip_broken,
-            pin_memory=device.type == "cuda", persistent_workers=False,
+            pin_memory=device.type == "cuda", persistent_workers=c.data.num_workers > 0,
         )
         self.accum = c.accum_iter
         if c.effective_batch:
@@ -299,7 +299,6 @@ class Trainer:
                 epoch, in_epoch = divmod(self.step, self.steps_per_epoch)
                 self.sampler.set_epoch(epoch)
                 self.sampler.set_start(in_epoch * self.accum * c.batch_size)
-                self.dataset.set_epoch(epoch)
                 batches = iter(self.loader)
                 for _ in range(in_epoch, self.steps_per_epoch):
                     lr = lr_at(epoch + (self.step % self.steps_per_epoch) / self.steps_per_epoch,

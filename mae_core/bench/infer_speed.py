@@ -1,0 +1,45 @@
+"""Reconstruction throughput of the presets at batch 1 and 16, and its share of the machine's
+matmul rate."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from ..masking import make_generator, mask_scores
+from ..model import create_model
+from ..reconstruct import pick_device
+from .common import machine_meta, mae_forward_flops, matmul_gflops, time_call
+
+
+def bench_infer(
+    models: Sequence[str] = ("mae_vit_tiny_patch16", "mae_vit_base_patch16"),
+    batch_sizes: Sequence[int] = (1, 16),
+    img_size: int = 224,
+    mask_ratio: float = 0.75,
+    repeats: int = 5,
+    device: str | None = None,
+) -> dict[str, Any]:
+    dev = pick_device(device)
+    use_amp = dev.type == "cuda"
+    peak = matmul_gflops(dev, dtype=torch.bfloat16 if use_amp else torch.float32)
+    rows = []
+    for name in models:
+        net = create_model(name, img_size=img_size).to(dev).eval()
+        for bs in batch_sizes:
+            imgs = torch.randn(bs, 3, img_size, img_size, device=dev)
+            noise = mask_scores("random", bs, net.config.grid_size, mask_ratio, make_generator(0)).to(dev)
+
+            def forward():
+                with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                    net(imgs, mask_ratio=mask_ratio, noise=noise)
+
+            seconds = time_call(forward, dev, repeats=repeats, warmup=2)
+            gflops = mae_forward_flops(net.config, mask_ratio) * bs / seconds / 1e9
+            rows.append({"model": name, "batch_size": bs, "ms_per_batch": 1000 * seconds,
+                         "images_per_s": bs / seconds, "gflops_per_s": gflops,
+                         "fraction_of_matmul": gflops / peak})
+        del net
+    return {"meta": {**machine_meta(dev), "img_size": img_size, "mask_ratio": mask_ratio,
+                     "amp_bf16": use_amp, "matmul_gflops": peak}, "rows": rows}
