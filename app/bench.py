@@ -84,11 +84,14 @@ def _image_bytes(path: Path | None) -> tuple[bytes, str]:
 class _Server:
     """``python -m mae_core serve`` in a subprocess, so client and server do not share a GIL."""
 
-    def __init__(self, folder: Path, model_id: str, port: int, device: str, window_ms: float) -> None:
+    def __init__(self, folder: Path, model_id: str, port: int, device: str, window_ms: float,
+                 threads: int = 0) -> None:
         self.cmd = [sys.executable, "-m", "mae_core", "--log-level", "WARNING", "serve",
                     "--host", "127.0.0.1", "--port", str(port), "--checkpoint-dir", str(folder),
                     "--default-model", model_id, "--device", device]
         self.env = {**os.environ, "MAE_BATCH_WINDOW_MS": str(window_ms)}
+        if threads:  # the server's torch uses as many threads as the bare call
+            self.env["OMP_NUM_THREADS"] = str(threads)
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "_Server":
@@ -118,9 +121,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}"
     times: dict[str, list[float]] = {"bare": [], "post_json": [], "post_png": []}
     server_side: list[dict[str, float]] = []
-    with _Server(folder, model_id, port, args.device, args.window_ms), httpx.Client(base_url=url, timeout=60) as client:
+    server = _Server(folder, model_id, port, args.device, args.window_ms, args.threads)
+    with server, httpx.Client(base_url=url, timeout=60) as client:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
+            if server.proc is not None and server.proc.poll() is not None:
+                raise SystemExit(f"mae serve exited with code {server.proc.returncode}")
             try:
                 if client.get("/api/ready").status_code == 200:
                     break
@@ -229,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(1 skips it; default 4)")
     parser.add_argument("--window-ms", type=float, default=3.0, help="batching window (default 3)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps (default cpu)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads for the bare call and the server (default: torch's)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results" / "serve_latency.json",
                         help="JSON output (default bench-results/serve_latency.json)")
     args = parser.parse_args(argv)
