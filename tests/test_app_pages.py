@@ -120,3 +120,6 @@ def test_bundled_samples_are_small_photos_with_licences(client):
         package, _original, licence = [c.strip() for c in row.split("|")[2:5]]
         assert package and licence, row
         assert f'data-src="/static/samples/{entry["file"]}"' in html
+    shown = client.get("/samples/licenses")
+    assert 'href="/samples/licenses"' in html and shown.headers["content-type"].startswith("text/plain")
+    assert shown.text == licences

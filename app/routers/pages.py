@@ -6,8 +6,8 @@ import json
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 
 from mae_core.masking import GRID_RATIO
 
@@ -50,6 +50,15 @@ def reconstruct_page(request: Request, registry: RegistryDep, settings: Settings
         "models": models, "samples": sample_images(), "strategies": ordered_strategies(),
         "grid_ratio": GRID_RATIO, "page_config": page_config,
     })
+
+
+@router.get("/samples/licenses", response_class=PlainTextResponse, name="sample_licenses")
+def sample_licenses() -> PlainTextResponse:
+    """static/samples/LICENSES.md as text, so browsers show it instead of downloading it."""
+    path = SAMPLES_DIR / "LICENSES.md"
+    if not path.is_file():
+        raise HTTPException(404, "no sample photos are bundled")
+    return PlainTextResponse(path.read_text(encoding="utf-8"))
 
 
 @router.get("/vendor/plotly.min.js", name="plotly_js")
