@@ -52,6 +52,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--limit", type=int, default=None, help="use at most this many images")
     q.add_argument("--device", default=None)
     q.add_argument("--output", type=Path, default=DEFAULT_DIR / "bench_quality.json")
+    q.add_argument("--write-card", action="store_true",
+                   help="also record the results in the checkpoint's JSON card under 'quality'")
     q.set_defaults(func=run_quality)
 
 
@@ -96,4 +98,22 @@ def run_quality(args: argparse.Namespace) -> int:
     result = run_quality_benchmark(reconstructor, paths, args.ratios, args.strategies, args.seed)
     print(quality_table(result))
     write_result(args.output, result)
+    if args.write_card:
+        record_quality_in_card(checkpoint, result)
     return 0
+
+
+def record_quality_in_card(checkpoint: Path, result: dict) -> None:
+    """Store the benchmark's rows (not per-image data) in the checkpoint's card."""
+    import json
+
+    from ..checkpoint.card import card_path_for, read_card
+    from ..errors import CheckpointError
+    from ..io_utils import write_json_atomic
+
+    card = read_card(checkpoint)
+    if card is None:
+        raise CheckpointError(f"{checkpoint} has no JSON card to record the results in")
+    card["quality"] = {"benchmark": "mae bench quality", "meta": result.get("meta", {}),
+                       "rows": result.get("rows", [])}
+    write_json_atomic(card_path_for(checkpoint), json.loads(json.dumps(card)))

@@ -77,8 +77,10 @@ def run_convert(args: argparse.Namespace) -> int:
     from ..checkpoint import load_model, save_model
 
     model = load_model(args.src)
-    card = {"source": {"file": args.src.name, "layout": model.source_layout},
-            "has_decoder": model.has_decoder}
+    # keep what the source card says about training, data and quality
+    card = {k: v for k, v in (model.card or {}).items() if k not in ("format", "model_config", "dtype")}
+    card.update(source={"file": args.src.name, "layout": model.source_layout},
+                has_decoder=model.has_decoder)
     path = save_model(model, args.dst, card, dtype=torch.float16 if args.fp16 else torch.float32)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0

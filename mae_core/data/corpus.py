@@ -1337,3 +1337,29 @@ def build_corpus(
             rules=rules,
             workers=workers,
         )
+
+
+def find_manifest(data_path: str | Path) -> Path | None:
+    """The corpus ``manifest.json`` describing ``data_path`` (the corpus root or a split in it)."""
+    path = Path(data_path)
+    for candidate in (path / "manifest.json", path.parent / "manifest.json"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def manifest_summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint card records about its training corpus: counts, build parameters, and
+    for each source package its version, the licences of the files used and the file counts."""
+    return {
+        "counts": manifest.get("counts", {}),
+        "build_params": manifest.get("params", {}),
+        "sources": [
+            {"package": p.get("package"), "version": p.get("version"),
+             "licences_used": p.get("licences_used", []), "photos": p.get("photos", {}),
+             "stamps_pasted": p.get("stamps_pasted", 0)}
+            for p in manifest.get("packages", [])
+        ],
+        "licence_note": "per-file source, licence and copyright holders are in the corpus "
+                        "manifest.json written by `mae data build-corpus`",
+    }

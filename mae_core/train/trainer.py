@@ -251,7 +251,7 @@ class Trainer:
                 "mask_strategy": self.config.mask_strategy, "skipped_images": self.skipped,
                 "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
-            "data": {"path": str(self.config.data.path), "num_images": len(self.dataset)},
+            "data": _describe_data(self.config.data.path, len(self.dataset.files)),
         }
         return save_model(self.model, self.run_dir / EXPORT_NAME, card)
 
@@ -406,6 +406,20 @@ class Trainer:
             for sig, old in previous.items():
                 signal.signal(sig, old)
             shutdown(self.dist)
+
+
+def _describe_data(path: str, num_files: int) -> dict[str, Any]:
+    """Data section of the exported card; includes the corpus manifest summary if there is one."""
+    from ..data.corpus import find_manifest, manifest_summary
+
+    description: dict[str, Any] = {"path": str(path), "num_images": num_files}
+    manifest = find_manifest(path)
+    if manifest is not None:
+        try:
+            description["corpus"] = manifest_summary(json.loads(manifest.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            log.warning("cannot read corpus manifest %s: %s", manifest, exc)
+    return description
 
 
 def _hardware(device: torch.device) -> str:
