@@ -412,13 +412,20 @@ def _describe_data(path: str, num_files: int) -> dict[str, Any]:
     """Data section of the exported card; includes the corpus manifest summary if there is one."""
     from ..data.corpus import find_manifest, manifest_summary
 
-    description: dict[str, Any] = {"path": str(path), "num_images": num_files}
+    description: dict[str, Any] = {"description": f"image folder {Path(path).name}",
+                                   "path": str(path), "num_images": num_files}
     manifest = find_manifest(path)
     if manifest is not None:
         try:
-            description["corpus"] = manifest_summary(json.loads(manifest.read_text()))
+            corpus = manifest_summary(json.loads(manifest.read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             log.warning("cannot read corpus manifest %s: %s", manifest, exc)
+            return description
+        description["corpus"] = corpus
+        licences = sorted({lic for src in corpus["sources"] for lic in src["licences_used"]})
+        description["description"] = (
+            f"photo corpus from {len(corpus['sources'])} Debian packages "
+            f"(licences: {', '.join(licences[:6])}{', ...' if len(licences) > 6 else ''})")
     return description
 
 
