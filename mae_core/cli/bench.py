@@ -40,6 +40,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     inf.add_argument("--output", type=Path, default=DEFAULT_DIR / "bench_infer.json")
     inf.set_defaults(func=run_infer)
 
+    peer = sub.add_parser(
+        "peer", help="ours vs Hugging Face ViTMAEForPreTraining, same weights and masks",
+        description="Inference (batch 1 and 16) and training-step images/s of MAE Lab's model "
+        "and transformers' ViTMAEForPreTraining loaded with the same weights, timed interleaved "
+        "in one run; reports the speed-up and the largest output difference.")
+    peer.add_argument("--models", nargs="+", default=["mae_vit_tiny_patch16", "mae_vit_base_patch16"])
+    peer.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 16])
+    peer.add_argument("--train-batch", type=int, default=8)
+    peer.add_argument("--repeats", type=int, default=5)
+    peer.add_argument("--device", default=None)
+    peer.add_argument("--output", type=Path, default=DEFAULT_DIR / "bench_peer.json")
+    peer.set_defaults(func=run_peer)
+
     q = sub.add_parser(
         "quality", help="masked-patch PSNR of a checkpoint vs mean-fill and Telea inpainting",
         description="Reconstruct held-out images at each ratio and strategy and compare the "
@@ -82,6 +95,20 @@ def run_infer(args: argparse.Namespace) -> int:
         ("model", "model", "s"), ("batch_size", "batch", "d"), ("ms_per_batch", "ms/batch", ".1f"),
         ("images_per_s", "img/s", ".1f"), ("gflops_per_s", "GFLOP/s", ".0f"),
         ("fraction_of_matmul", "of matmul", ".0%")]))
+    write_result(args.output, result)
+    return 0
+
+
+def run_peer(args: argparse.Namespace) -> int:
+    from ..bench.peer import bench_peer
+
+    result = bench_peer(args.models, args.batch_sizes, args.train_batch, repeats=args.repeats,
+                        device=args.device)
+    print(f"peer: {result['meta']['peer']}")
+    print(format_table(result["rows"], [
+        ("model", "model", "s"), ("mode", "mode", "s"), ("batch_size", "batch", "d"),
+        ("ours_images_per_s", "ours img/s", ".1f"), ("peer_images_per_s", "peer img/s", ".1f"),
+        ("speedup", "ours/peer", ".2f"), ("max_abs_diff", "max |diff|", ".1e")]))
     write_result(args.output, result)
     return 0
 
