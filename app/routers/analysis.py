@@ -98,8 +98,8 @@ def ablations_dir(request: Request) -> Path:
 
 # -- loading "ours" result files ---------------------------------------------------------------
 
-def load_bench(path: Path) -> tuple[BenchTrain | None, str | None]:
-    """The benchmark file, or ``(None, reason)`` when it is absent or malformed."""
+def _load_result(path: Path, model: type, command: str) -> tuple[Any, str | None]:
+    """A result file validated by ``model``, or ``(None, reason)``; absent -> ``(None, None)``."""
     try:
         raw = read_json_result(path)
     except (OSError, ValueError) as exc:
@@ -107,26 +107,22 @@ def load_bench(path: Path) -> tuple[BenchTrain | None, str | None]:
     if raw is None:
         return None, None
     try:
-        return BenchTrain.model_validate(raw), None
+        return model.model_validate(raw), None
     except ValidationError as exc:
-        return None, f"{path.name} does not match the `mae bench train` format: {exc}"
+        return None, f"{path.name} does not match the `{command}` format: {exc}"
+
+
+def load_bench(path: Path) -> tuple[BenchTrain | None, str | None]:
+    """The benchmark file, or ``(None, reason)`` when it is absent or malformed."""
+    return _load_result(path, BenchTrain, "mae bench train")
 
 
 def load_ablation(folder: Path, factor: str) -> tuple[AblationResult | None, str | None]:
     path = folder / f"{factor}.json"
-    try:
-        raw = read_json_result(path)
-    except (OSError, ValueError) as exc:
-        return None, f"{path.name} is not valid JSON: {exc}"
-    if raw is None:
-        return None, None
-    try:
-        result = AblationResult.model_validate(raw)
-    except ValidationError as exc:
-        return None, f"{path.name} does not match the `mae ablate` format: {exc}"
-    if result.factor != factor:
+    result, error = _load_result(path, AblationResult, "mae ablate")
+    if result is not None and result.factor != factor:
         return None, f"{path.name} holds factor {result.factor!r}, expected {factor!r}"
-    return result, None
+    return result, error
 
 
 # -- helpers ----------------------------------------------------------------------------------
