@@ -11,7 +11,8 @@ from typing import Sequence
 from ..errors import MAEError
 
 # Modules under mae_core.cli that register subcommands, in help order.
-SUBCOMMANDS = ("reconstruct", "train", "eval", "ablate", "bench", "serve", "checkpoints", "models", "data")
+SUBCOMMANDS = ("reconstruct", "train", "eval", "ablate", "bench", "serve", "worker", "checkpoints",
+               "models", "data")
 
 
 def build_parser() -> argparse.ArgumentParser:
