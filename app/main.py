@@ -29,6 +29,7 @@ get the paper's Figure 4 panels back. The web pages at `/` use the same endpoint
 * `POST /reconstruct`: multipart upload, JSON or PNG out.
 * `GET /api/models`: checkpoints offered by this server (select one by `id`).
 * `GET /api/health`, `GET /api/ready`: liveness and readiness.
+* `POST /api/jobs`, `GET /api/jobs`: training jobs, run by `mae worker` processes.
 
 Errors are JSON `{"error", "status", "message"}`; the message says what to change.
 """
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = settings or Settings()
     registry = ModelRegistry(settings.checkpoint_dir, settings.default_model, settings.device,
-                             settings.model_cache_size)
+                             settings.model_cache_size, extra_folders=[settings.data.checkpoints])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,6 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if train is not None:
         app.include_router(train.router)
         nav.append({"href": "/train", "label": "Train"})
+    jobs = _optional_router("jobs")
+    if jobs is not None:
+        app.include_router(jobs.router)
     app.state.nav = nav
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

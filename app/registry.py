@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from mae_core import CheckpointInfo, Reconstructor, list_checkpoints
 from mae_core.checkpoint.io import WEIGHT_SUFFIXES
@@ -90,10 +90,14 @@ class ModelRegistry:
         default_id: id loaded at start-up and used when a request names no model.
         device: torch device for every loaded model (None: best available).
         cache_size: most loaded checkpoints kept (the default is kept in addition).
+        extra_folders: more folders listed after ``folder`` (trained jobs publish there); an id
+            already found in an earlier folder wins.
     """
 
-    def __init__(self, folder: Path, default_id: str, device: str | None = None, cache_size: int = 2) -> None:
+    def __init__(self, folder: Path, default_id: str, device: str | None = None, cache_size: int = 2,
+                 extra_folders: Sequence[Path] = ()) -> None:
         self.folder = Path(folder)
+        self.folders = [self.folder, *(Path(f) for f in extra_folders if Path(f) != self.folder)]
         self.default_id = default_id
         self.device = device or None
         self.cache_size = cache_size
@@ -112,26 +116,31 @@ class ModelRegistry:
                 return self._listing[1]
         rank = {suffix: i for i, suffix in enumerate(WEIGHT_SUFFIXES)}
         by_id: dict[str, CheckpointInfo] = {}
-        for info in list_checkpoints(self.folder):
-            current = by_id.get(info.id)
-            if current is None or rank[info.path.suffix] < rank[current.path.suffix]:
-                by_id[info.id] = info
+        for folder in self.folders:
+            in_folder: dict[str, CheckpointInfo] = {}
+            for info in list_checkpoints(folder):
+                current = in_folder.get(info.id)
+                if current is None or rank[info.path.suffix] < rank[current.path.suffix]:
+                    in_folder[info.id] = info
+            by_id.update({k: v for k, v in in_folder.items() if k not in by_id})
         with self._lock:
             self._listing = (signature, by_id)
         return by_id
 
     def _signature(self) -> tuple:
-        try:
-            entries = sorted(self.folder.iterdir())
-        except OSError:
-            return ()
+        entries = []
+        for folder in self.folders:
+            try:
+                entries.extend(sorted(folder.iterdir()))
+            except OSError:
+                continue
         stamp = []
         for path in entries:
             try:
                 st = path.stat()
             except OSError:
                 continue
-            stamp.append((path.name, st.st_mtime_ns, st.st_size))
+            stamp.append((str(path), st.st_mtime_ns, st.st_size))
         return tuple(stamp)
 
     def resolve(self, model_id: str | None) -> CheckpointInfo:

@@ -6,12 +6,16 @@ Every field can be set as ``MAE_<FIELD>`` (e.g. ``MAE_CHECKPOINT_DIR=/models``,
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mae_core.defaults import DEFAULT_CHECKPOINT_ID, checkpoint_dir
+from mae_core.jobs.paths import DataDir, default_data_dir, default_data_roots
 
 
 class Settings(BaseSettings):
@@ -31,6 +35,11 @@ class Settings(BaseSettings):
         max_batch_size: most images in one forward pass.
         model_cache_size: loaded checkpoints kept in memory (the default one is always kept).
         host, port: where ``mae serve`` listens.
+        data_dir: the folder shared with ``mae worker``: job store, run folders and trained
+            checkpoints (listed beside ``checkpoint_dir``).
+        data_roots: folders whose sub-folders of images are the datasets a training job may
+            use (``MAE_DATA_ROOTS=/data/images:/more``); default the repository's ``data/``.
+        job_max_attempts: how many times a job is started before it is marked failed.
     """
 
     model_config = SettingsConfigDict(env_prefix="MAE_", extra="ignore")
@@ -46,3 +55,20 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(default=2, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    data_roots: Annotated[list[Path], NoDecode] = Field(default_factory=default_data_roots)
+    job_max_attempts: int = Field(default=3, ge=1, le=20)
+
+    @field_validator("data_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        """``a:b`` (os.pathsep-separated) or a JSON list, from the environment."""
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [p for p in text.split(os.pathsep) if p]
+        return value
+
+    @property
+    def data(self) -> DataDir:
+        """Paths inside ``data_dir``."""
+        return DataDir(self.data_dir)

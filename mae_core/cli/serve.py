@@ -28,6 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--default-model", default=None,
                    help="checkpoint id loaded at start-up (default mae-lab-default)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder shared with `mae worker`: job store, runs, trained checkpoints "
+                   "(default: $MAE_DATA_DIR or the repository's var/)")
     p.set_defaults(func=run)
 
 
@@ -37,7 +40,7 @@ def settings_from_args(args: argparse.Namespace):
 
     overrides = {
         "host": args.host, "port": args.port, "checkpoint_dir": args.checkpoint_dir,
-        "default_model": args.default_model, "device": args.device,
+        "default_model": args.default_model, "device": args.device, "data_dir": args.data_dir,
     }
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 

@@ -37,17 +37,24 @@ JOB_LOG = "worker.log"
 
 @contextmanager
 def job_log(path: Path) -> Iterator[None]:
-    """Copy every log record of this process to ``path`` while a job runs (the logs tail)."""
+    """Copy this process's log records to ``path`` while a job runs (the page's logs tail).
+
+    mae_core's INFO records are always included, even when the process logs only warnings.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger()
+    root, ours = logging.getLogger(), logging.getLogger("mae_core")
+    level = ours.level
+    if ours.getEffectiveLevel() > logging.INFO:
+        ours.setLevel(logging.INFO)
     root.addHandler(handler)
     try:
         yield
     finally:
         root.removeHandler(handler)
         handler.close()
+        ours.setLevel(level)
 
 
 class Worker:
@@ -128,13 +135,13 @@ class Worker:
         job = self.store.claim(self.id, self.lease_s)
         if job is None:
             return None
-        log.info("job %s (%s): claimed, attempt %d of %d", job.id, job.kind, job.attempts,
-                 job.max_attempts)
         self._seen(job.id)
         heartbeat = Heartbeat(self.store, job.id, self.id, self.lease_s, self.heartbeat_s)
         heartbeat.start()
         try:
             with job_log(self.data_dir.run_dir(job.id) / JOB_LOG):
+                log.info("job %s (%s): claimed by %s, attempt %d of %d", job.id, job.kind, self.id,
+                         job.attempts, job.max_attempts)
                 return self._execute(job, heartbeat)
         finally:
             heartbeat.stop()
