@@ -154,6 +154,20 @@ def test_train_page_without_datasets_says_where_to_put_images(tmp_path):
     assert 'data-kind="no-datasets"' in html and str(tmp_path / "nothing-here") in html
 
 
+def test_reading_never_creates_the_data_folder(tmp_path, roots):
+    settings = Settings(checkpoint_dir=tmp_path / "ck", data_dir=tmp_path / "data", data_roots=roots)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/train").status_code == 200
+        assert client.get("/api/jobs").json() == {
+            "jobs": [], "counts": {s: 0 for s in STATES}, "workers": []}
+        for resp in (client.get("/api/jobs/job-x"), client.post("/api/jobs/job-x/cancel"),
+                     client.get("/train/jobs/job-x")):
+            assert resp.status_code == 404 and "no job has been submitted yet" in resp.json()["message"]
+        assert not (tmp_path / "data").exists()
+        assert client.post("/api/jobs", json=job_request("shapes", epochs=1)).status_code == 201
+    assert (tmp_path / "data" / "jobs" / "jobs.sqlite").is_file()
+
+
 def test_job_state_query_values_match_the_store():
     assert get_args(JobState) == STATES
 

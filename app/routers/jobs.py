@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from mae_core.jobs import (
+    STATES,
     Job,
     JobNotFoundError,
     JobStateError,
@@ -110,17 +111,36 @@ class JobList(BaseModel):
     workers: list[dict[str, Any]] = Field(description="workers seen in the last 30 s")
 
 
-def get_store(request: Request) -> JobStore:
-    """The job store in the data folder, opened (and created) on first use."""
+def get_store(request: Request) -> JobStore | None:
+    """The job store in the data folder, or None while it does not exist: reading never creates
+    files. The first submission (or the first `mae worker`) creates it."""
     store = getattr(request.app.state, "job_store", None)
     if store is None:
         settings: Settings = request.app.state.settings
-        store = JobStore(settings.data.ensure().store)
-        request.app.state.job_store = store
+        if not settings.data.store.is_file():
+            return None
+        store = request.app.state.job_store = JobStore(settings.data.store)
     return store
 
 
-StoreDep = Annotated[JobStore, Depends(get_store)]
+def create_store(request: Request) -> JobStore:
+    """The job store, created with the data folder if needed (for submissions)."""
+    store = get_store(request)
+    if store is None:
+        settings: Settings = request.app.state.settings
+        store = request.app.state.job_store = JobStore(settings.data.ensure().store)
+    return store
+
+
+StoreDep = Annotated[JobStore | None, Depends(get_store)]
+NewStoreDep = Annotated[JobStore, Depends(create_store)]
+
+
+def existing(store: JobStore | None) -> JobStore:
+    """The store, or the "no such job" error when no job was ever submitted."""
+    if store is None:
+        raise JobNotFoundError("no job has been submitted yet; POST /api/jobs submits one")
+    return store
 
 
 @contextmanager
@@ -144,7 +164,9 @@ def job_payload(job: Job, events: list[dict[str, Any]] | None = None) -> dict[st
     return data
 
 
-def list_payload(store: JobStore, state: str | None = None, limit: int = 100) -> dict[str, Any]:
+def list_payload(store: JobStore | None, state: str | None = None, limit: int = 100) -> dict[str, Any]:
+    if store is None:
+        return {"jobs": [], "counts": {s: 0 for s in STATES}, "workers": []}
     return {"jobs": [job_payload(j) for j in store.list_jobs(limit=limit, state=state)],
             "counts": store.counts(), "workers": store.workers(WORKER_SEEN_S)}
 
@@ -156,7 +178,7 @@ _ERRORS = {404: {"model": ErrorResponse, "description": "no job with this id"},
 @router.post("/jobs", status_code=201, response_model=JobView, summary="Submit a pretraining job",
              responses={422: {"model": ErrorResponse, "description": "a field to change (the "
                                                                        "message says which)"}})
-def submit(body: JobRequest, store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
+def submit(body: JobRequest, store: NewStoreDep, settings: SettingsDep) -> dict[str, Any]:
     """Queue a pretraining job on a dataset under the data roots; a `mae worker` runs it.
 
     Example: `curl -X POST localhost:8000/api/jobs -H 'content-type: application/json'
@@ -179,6 +201,7 @@ def jobs(store: StoreDep,
             summary="One job, with its history of events")
 def job(job_id: str, store: StoreDep) -> dict[str, Any]:
     with job_errors():
+        store = existing(store)
         return job_payload(store.get(job_id), store.events(job_id))
 
 
@@ -186,6 +209,7 @@ def job(job_id: str, store: StoreDep) -> dict[str, Any]:
              summary="Cancel: a queued job at once, a running one after its current step")
 def cancel(job_id: str, store: StoreDep) -> dict[str, Any]:
     with job_errors():
+        store = existing(store)
         job = store.cancel(job_id)
     return job_payload(job, store.events(job_id))
 
@@ -194,6 +218,7 @@ def cancel(job_id: str, store: StoreDep) -> dict[str, Any]:
              summary="Queue a failed or cancelled job again (it resumes from its checkpoint)")
 def retry(job_id: str, store: StoreDep) -> dict[str, Any]:
     with job_errors():
+        store = existing(store)
         job = store.retry(job_id)
     return job_payload(job, store.events(job_id))
 
@@ -204,7 +229,7 @@ def metrics(job_id: str, store: StoreDep, settings: SettingsDep, since_step: Ann
                 ge=0, description="only lines after this step (poll incrementally)")] = None,
             ) -> dict[str, Any]:
     with job_errors():
-        job = store.get(job_id)
+        job = existing(store).get(job_id)
     run_dir = settings.data.run_dir(job.id)
     snapshots = [{"step": s.step, "url": f"/api/jobs/{job.id}/snapshots/{s.step}"}
                  for s in list_snapshots(run_dir)]
@@ -216,7 +241,7 @@ def metrics(job_id: str, store: StoreDep, settings: SettingsDep, since_step: Ann
             summary="A reconstruction snapshot (PNG) taken at this step")
 def snapshot(job_id: str, step: int, store: StoreDep, settings: SettingsDep) -> FileResponse:
     with job_errors():
-        job = store.get(job_id)
+        job = existing(store).get(job_id)
     for snap in list_snapshots(settings.data.run_dir(job.id)):
         if snap.step == step:
             return FileResponse(snap.path, media_type="image/png",
@@ -228,7 +253,7 @@ def snapshot(job_id: str, step: int, store: StoreDep, settings: SettingsDep) -> 
 def logs(job_id: str, store: StoreDep, settings: SettingsDep,
          lines: Annotated[int, Query(ge=1, le=2000)] = 200) -> dict[str, Any]:
     with job_errors():
-        job = store.get(job_id)
+        job = existing(store).get(job_id)
     path = settings.data.run_dir(job.id) / JOB_LOG
     try:
         with open(path, "rb") as f:

@@ -14,7 +14,7 @@ from mae_core.train.config import RECIPES
 
 from ..deps import SettingsDep
 from ..templating import templates
-from .jobs import StoreDep, WORKER_SEEN_S, job_errors, job_payload, list_payload
+from .jobs import StoreDep, WORKER_SEEN_S, existing, job_errors, job_payload, list_payload
 from .reconstruct import ordered_strategies
 
 router = APIRouter(include_in_schema=False)
@@ -49,6 +49,7 @@ def train_page(request: Request, settings: SettingsDep, store: StoreDep) -> HTML
 @router.get("/train/jobs/{job_id}", response_class=HTMLResponse, name="job_page")
 def job_page(request: Request, job_id: str, store: StoreDep) -> HTMLResponse:
     with job_errors():
+        store = existing(store)
         job = job_payload(store.get(job_id), store.events(job_id))
     return templates.TemplateResponse(request, "job.html", {
         "job": job, "page_config": {"job": job},
