@@ -83,7 +83,7 @@ class Batcher:
         self._pending = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._last_batch_ms = 50.0
+        self._ms_per_image = 50.0  # running estimate, for Retry-After
         self.batches_run = 0
 
     # --------------------------------------------------------------- control
@@ -128,15 +128,19 @@ class Batcher:
             if self._stopping or not self.alive:
                 raise ServiceUnavailableError("the inference worker is not running; retry shortly")
             if self._pending >= self.queue_size:
-                retry = max(1, round(self._pending * self._last_batch_ms / 1000))
+                retry_ms = self.retry_after_ms()
                 raise QueueFullError(
                     f"the reconstruction queue is full ({self._pending} requests waiting); "
-                    f"retry in {retry} s", retry_after=retry,
+                    f"retry in {retry_ms / 1000:.1f} s", retry_after_ms=retry_ms,
                 )
             self._pending += 1
             self._jobs.append(job)
             self._cond.notify()
         return job.future
+
+    def retry_after_ms(self) -> int:
+        """About how long until the jobs now accepted are done (at least 50 ms)."""
+        return max(50, round(max(1, self._pending) * self._ms_per_image))
 
     # ---------------------------------------------------------------- worker
     def _run(self, on_start: Callable[[], Any] | None) -> None:
@@ -220,7 +224,8 @@ class Batcher:
             for job in jobs:
                 self._fail(job, exc)
             return
-        self._last_batch_ms = (time.perf_counter() - start) * 1000
+        per_image = (time.perf_counter() - start) * 1000 / len(jobs)
+        self._ms_per_image = 0.8 * self._ms_per_image + 0.2 * per_image
         self.batches_run += 1
         for job, rec in zip(jobs, recs):
             queue_ms = (start - job.submitted) * 1000

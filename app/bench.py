@@ -16,10 +16,7 @@ import json
 import logging
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,13 +30,9 @@ from PIL import Image
 from mae_core import Reconstructor, list_checkpoints
 from mae_core.defaults import DEFAULT_CHECKPOINT_ID, REPO_ROOT, checkpoint_dir
 
+from .testing import ServerProcess
+
 log = logging.getLogger("app.bench")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -81,32 +74,6 @@ def _image_bytes(path: Path | None) -> tuple[bytes, str]:
     return buf.getvalue(), "synthetic.jpg"
 
 
-class _Server:
-    """``python -m mae_core serve`` in a subprocess, so client and server do not share a GIL."""
-
-    def __init__(self, folder: Path, model_id: str, port: int, device: str, window_ms: float,
-                 threads: int = 0) -> None:
-        self.cmd = [sys.executable, "-m", "mae_core", "--log-level", "WARNING", "serve",
-                    "--host", "127.0.0.1", "--port", str(port), "--checkpoint-dir", str(folder),
-                    "--default-model", model_id, "--device", device]
-        self.env = {**os.environ, "MAE_BATCH_WINDOW_MS": str(window_ms)}
-        if threads:  # the server's torch uses as many threads as the bare call
-            self.env["OMP_NUM_THREADS"] = str(threads)
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> "_Server":
-        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=REPO_ROOT)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        assert self.proc is not None
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -117,24 +84,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     image.load()
 
     bare = Reconstructor.from_checkpoint(weights, device=args.device)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    env = {"MAE_BATCH_WINDOW_MS": str(args.window_ms)}
+    if args.threads:  # the server's torch uses as many threads as the bare call
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    server = ServerProcess(folder, model_id, env=env, args=["--device", args.device])
     times: dict[str, list[float]] = {"bare": [], "post_json": [], "post_png": []}
     server_side: list[dict[str, float]] = []
-    server = _Server(folder, model_id, port, args.device, args.window_ms, args.threads)
-    with server, httpx.Client(base_url=url, timeout=60) as client:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if server.proc is not None and server.proc.poll() is not None:
-                raise SystemExit(f"mae serve exited with code {server.proc.returncode}")
-            try:
-                if client.get("/api/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise SystemExit("server did not become ready")
+    with server, httpx.Client(base_url=server.url, timeout=60) as client:
+        try:
+            server.wait_ready()
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
 
         def post(seed: int, accept: str) -> httpx.Response:
             resp = client.post("/reconstruct", files={"image": (image_name, data, "image/jpeg")},

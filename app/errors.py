@@ -7,13 +7,16 @@ few that only exist at the HTTP layer (too large, queue full).
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from mae_core.errors import (
     CheckpointError,
@@ -36,29 +39,46 @@ class PayloadTooLargeError(AppError):
     """The upload (bytes) or the decoded image (pixels) exceeds the configured limit."""
 
 
-class QueueFullError(AppError):
-    """Too many reconstruction requests are waiting; retry after ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
 class ServiceUnavailableError(AppError):
-    """The inference worker is stopping or has stopped."""
+    """The service cannot take the request now (worker stopped, shutting down, overloaded);
+    the client should retry after ``retry_after_ms`` milliseconds."""
+
+    def __init__(self, message: str, retry_after_ms: int = 1000) -> None:
+        super().__init__(message)
+        self.retry_after_ms = max(1, int(retry_after_ms))
+
+
+class QueueFullError(ServiceUnavailableError):
+    """Too many reconstruction requests are waiting."""
+
+
+class OverloadedError(ServiceUnavailableError):
+    """Too many requests are being handled at once (MAE_MAX_IN_FLIGHT)."""
+
+
+class ShuttingDownError(ServiceUnavailableError):
+    """The server is draining before it exits; new requests are refused."""
+
+
+def retry_headers(retry_after_ms: int) -> dict[str, str]:
+    """``Retry-After`` (whole seconds, at least 1, as HTTP defines it) and ``Retry-After-Ms``."""
+    return {"Retry-After": str(max(1, math.ceil(retry_after_ms / 1000))),
+            "Retry-After-Ms": str(int(retry_after_ms))}
 
 
 # (exception class, HTTP status, error kind); looked up along the exception's MRO, so a
 # subclass listed here wins over its base.
 STATUS_TABLE: dict[type[BaseException], tuple[int, str]] = {
     ImageDecodeError: (400, "unreadable_image"),
-    UnknownModelError: (404, "unknown_model"),
+    UnknownModelError: (422, "unknown_model"),
     DecoderMissingError: (409, "decoder_missing"),
     PayloadTooLargeError: (413, "too_large"),
     UnsupportedImageError: (415, "unsupported_image"),
     InvalidParameterError: (422, "invalid_parameter"),
     CheckpointError: (422, "checkpoint_unusable"),
     QueueFullError: (503, "queue_full"),
+    OverloadedError: (503, "overloaded"),
+    ShuttingDownError: (503, "shutting_down"),
     ServiceUnavailableError: (503, "unavailable"),
     MAEError: (500, "internal_error"),
 }
@@ -86,14 +106,29 @@ def error_body(status: int, kind: str, message: str, **extra: Any) -> dict[str, 
     return {"error": kind, "status": status, "message": message, **extra}
 
 
-def error_response(exc: BaseException) -> JSONResponse:
+def _error_parts(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
     status, kind = status_for(exc)
-    if status >= 500 and not isinstance(exc, (QueueFullError, ServiceUnavailableError)):
+    if status >= 500 and not isinstance(exc, ServiceUnavailableError):
         log.error("request failed: %s", exc, exc_info=exc)
-    headers = {}
-    if isinstance(exc, QueueFullError):
-        headers["Retry-After"] = str(exc.retry_after)
-    return JSONResponse(error_body(status, kind, str(exc)), status_code=status, headers=headers)
+    headers = retry_headers(exc.retry_after_ms) if isinstance(exc, ServiceUnavailableError) else {}
+    return status, error_body(status, kind, str(exc)), headers
+
+
+def error_response(exc: BaseException) -> JSONResponse:
+    status, body, headers = _error_parts(exc)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def send_error(send: Send, exc: BaseException) -> None:
+    """Answer with ``exc``'s JSON error straight through ASGI, for middleware that answers before
+    the app runs. The connection is closed after it, since the request body may be unread."""
+    status, body, headers = _error_parts(exc)
+    data = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+           (b"connection", b"close")]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:

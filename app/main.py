@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 import mae_core
 
+from .admission import Admission, AdmissionMiddleware
 from .batcher import Batcher
 from .errors import install_error_handlers
 from .middleware import BodyLimitMiddleware
@@ -62,13 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         batcher = Batcher(registry, queue_size=settings.queue_size,
                           window=settings.batch_window_ms / 1000, max_batch=settings.max_batch_size)
         app.state.batcher = batcher
+        app.state.decode_limiter = anyio.CapacityLimiter(settings.decode_concurrency)
         batcher.start(on_start=registry.load_default)
         log.info("MAE Lab serving checkpoints from %s (default %s)", settings.checkpoint_dir,
                  settings.default_model)
         try:
             yield
         finally:
-            await anyio.to_thread.run_sync(batcher.stop)
+            await anyio.to_thread.run_sync(batcher.stop, min(5.0, settings.shutdown_grace_s))
             app.state.batcher = None
 
     app = FastAPI(
@@ -80,8 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry
     app.state.batcher = None
     install_error_handlers(app)
-    # the image plus a little room for the other form fields
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 1024 * 1024)
+    app.state.admission = Admission(settings.max_in_flight)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(AdmissionMiddleware, admission=app.state.admission)  # outermost
 
     app.include_router(pages.router)
     app.include_router(reconstruct.router)

@@ -1,40 +1,31 @@
-"""A request-body size limit enforced before (and while) the multipart parser reads the body."""
+"""A request-body size limit enforced before (and while) anything reads the body."""
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_body
+from .errors import PayloadTooLargeError, send_error
 
 
 class BodyLimitMiddleware:
-    """Answer 413 for bodies over ``max_bytes``.
+    """Answer 413 for bodies over ``max_bytes``, holding at most one chunk of the excess.
 
-    A declared Content-Length over the limit is refused before anything is read. A streamed body
-    (no length) is cut off as soon as it passes the limit: the app sees a disconnect, whatever it
-    answers is dropped, and the client gets the 413.
+    A declared Content-Length over the limit is refused before anything is read. Whatever the
+    header says (a lying Content-Length, or none with chunked encoding), the bytes actually
+    received are counted and the body is cut off as soon as it passes the limit: the app sees a
+    disconnect, whatever it answers is dropped, and the client gets the 413 and a closed
+    connection.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    def _too_large(self, size_text: str) -> bytes:
-        return json.dumps(error_body(
-            413, "too_large",
-            f"the request body is {size_text}; the limit is {self.max_bytes / 1e6:.1f} MB "
-            "(MAE_MAX_UPLOAD_BYTES); send a smaller image",
-        )).encode()
-
-    @staticmethod
-    async def _send_413(send: Send, body: bytes) -> None:
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+    def _too_large(self, size_text: str) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            f"the request body is {size_text}; the limit is {self.max_bytes / 2**20:.2f} MiB "
+            "(MAE_MAX_UPLOAD_BYTES); send a smaller image"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
@@ -42,7 +33,7 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._send_413(send, self._too_large(f"{int(declared) / 1e6:.1f} MB"))
+            await send_error(send, self._too_large(f"{int(declared) / 2**20:.2f} MiB"))
             return
         received = 0
         cut_off = False
@@ -73,4 +64,4 @@ class BodyLimitMiddleware:
             if not cut_off:
                 raise
         if cut_off and not started:
-            await self._send_413(send, self._too_large(f"over {self.max_bytes / 1e6:.1f} MB"))
+            await send_error(send, self._too_large(f"over {self.max_bytes / 2**20:.2f} MiB"))

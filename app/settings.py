@@ -25,15 +25,21 @@ class Settings(BaseSettings):
         checkpoint_dir: folder whose weights files are offered, selected by id (file stem).
         default_model: id of the checkpoint loaded at start-up and used when a request names none.
         device: ``cpu``, ``cuda``, ``mps``; empty picks the best available.
-        max_upload_bytes: largest accepted image file; larger uploads get 413.
-        max_image_pixels: largest accepted width x height; larger images get 413 (a small file
-            can decode to a huge bitmap).
+        max_upload_bytes: largest accepted request body (the image plus the form fields),
+            enforced while the body streams in, whatever Content-Length says; larger gets 413.
+        max_image_pixels: largest accepted width x height, read from the image header before
+            decoding; larger images get 413 (a small file can decode to a huge bitmap).
+        decode_concurrency: uploads decoded at once (decoding a large image takes memory).
+        max_in_flight: requests handled at once (reading, decoding, queued, running); past it
+            new ones get 503 with ``Retry-After`` before their body is read.
         queue_size: reconstruction requests accepted but not finished (waiting + running) before
-            new ones get 503 with ``Retry-After``.
+            new ones get 503 with ``Retry-After`` / ``Retry-After-Ms``.
         batch_window_ms: how long the worker waits after the first request for compatible ones to
             run in the same forward pass.
         max_batch_size: most images in one forward pass.
         model_cache_size: loaded checkpoints kept in memory (the default one is always kept).
+        shutdown_grace_s: on SIGTERM/SIGINT, how long requests already in flight may take to
+            finish while new ones get 503; the process exits within this time (plus ~1 s).
         host, port: where ``mae serve`` listens.
         data_dir: the folder shared with ``mae worker``: job store, run folders and trained
             checkpoints (listed beside ``checkpoint_dir``).
@@ -47,12 +53,15 @@ class Settings(BaseSettings):
     checkpoint_dir: Path = Field(default_factory=checkpoint_dir)
     default_model: str = DEFAULT_CHECKPOINT_ID
     device: str | None = None
-    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
-    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    decode_concurrency: int = Field(default=2, ge=1)
+    max_in_flight: int = Field(default=64, ge=1)
     queue_size: int = Field(default=32, ge=0)
     batch_window_ms: float = Field(default=3.0, ge=0)
     max_batch_size: int = Field(default=16, ge=1)
     model_cache_size: int = Field(default=2, ge=1)
+    shutdown_grace_s: float = Field(default=10.0, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Field(default_factory=default_data_dir)

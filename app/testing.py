@@ -1,4 +1,4 @@
-"""Helpers for tests and benchmarks: random-init checkpoints and synthetic photos.
+"""Helpers for tests and benchmarks: random-init checkpoints, synthetic photos, a server process.
 
 Nothing here downloads anything; checkpoints are randomly initialised and only good for
 exercising the service (their reconstructions are noise).
@@ -6,8 +6,13 @@ exercising the service (their reconstructions are noise).
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -53,3 +58,119 @@ def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
     buf = io.BytesIO()
     image.save(buf, format=fmt)
     return buf.getvalue()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``mae serve`` in a subprocess on 127.0.0.1, so client and server do not share a GIL.
+
+    Use as a context manager; ``wait_ready()`` blocks until ``/api/ready`` answers 200 and fails
+    fast if the process exits. ``env`` adds ``MAE_*`` settings (or OMP_NUM_THREADS, ...).
+    """
+
+    def __init__(self, folder: str | Path, model_id: str, *, port: int | None = None,
+                 env: dict[str, str] | None = None, args: Sequence[str] = (),
+                 log_level: str = "WARNING") -> None:
+        from mae_core.defaults import REPO_ROOT
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cmd = [sys.executable, "-m", "mae_core", "--log-level", log_level, "serve",
+                    "--host", "127.0.0.1", "--port", str(self.port), "--checkpoint-dir", str(folder),
+                    "--default-model", model_id, *args]
+        self.env = {**os.environ, **(env or {})}
+        self.cwd = REPO_ROOT
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "ServerProcess":
+        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=self.cwd)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                code = None if self.proc is None else self.proc.returncode
+                raise RuntimeError(f"mae serve exited with code {code} before it was ready")
+            try:
+                if httpx.get(f"{self.url}/api/ready", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"mae serve was not ready within {timeout:.0f} s")
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process (Linux)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("VmRSS not found")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def reconstruct_form(image: bytes, *, filename: str = "upload.png",
+                     content_type: str = "application/octet-stream",
+                     **fields: Any) -> dict[str, Any]:
+    """``files=``/``data=`` keyword arguments for ``POST /reconstruct`` with an httpx client."""
+    return {"files": {"image": (filename, image, content_type)},
+            "data": {k: str(v) for k, v in fields.items()}}
+
+
+def call_asgi(app: Any, method: str, path: str, headers: dict[str, str],
+              chunks: Sequence[bytes]) -> dict[str, Any]:
+    """Drive ``app`` with one raw ASGI HTTP request whose body arrives in ``chunks``.
+
+    Returns ``status``, ``headers``, ``body`` and ``chunks_read`` (how many body messages the app
+    pulled), so a test can tell whether a body was read at all. The app's lifespan is not run.
+    """
+    import anyio
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "root_path": "", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000),
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    out: dict[str, Any] = {"status": None, "headers": {}, "body": b"", "chunks_read": 0}
+    pending = list(chunks)
+
+    async def receive() -> dict[str, Any]:
+        if not pending:
+            await anyio.sleep(3600)  # a client that sends nothing more
+        out["chunks_read"] += 1
+        body = pending.pop(0)
+        return {"type": "http.request", "body": body, "more_body": bool(pending)}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+            out["headers"] = {k.decode(): v.decode() for k, v in message.get("headers", [])}
+        elif message["type"] == "http.response.body":
+            out["body"] += message.get("body", b"")
+
+    async def main() -> None:
+        with anyio.fail_after(30):
+            await app(scope, receive, send)
+
+    anyio.run(main)
+    return out

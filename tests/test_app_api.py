@@ -227,7 +227,7 @@ def test_without_a_default_the_app_starts_and_says_so(tmp_path, photo_png):
         assert ready.json()["state"] == "missing" and "no default checkpoint" in ready.json()["message"]
         models = client.get("/api/models").json()
         assert models["default_present"] is False and [m["id"] for m in models["models"]] == ["only-one"]
-        assert_error(post(client, photo_png), 404, "unknown_model", "only-one")
+        assert_error(post(client, photo_png), 422, "unknown_model", "only-one")
         assert post(client, photo_png, model="only-one").status_code == 200
         page = client.get("/")
         assert page.status_code == 200 and "No default checkpoint" in page.text
@@ -295,8 +295,8 @@ def test_422_missing_image(client):
 
 @pytest.mark.parametrize("model", ["nope", "../checkpoints/mae-lab-default", "/etc/passwd",
                                    "mae-lab-default.safetensors"])
-def test_404_unknown_model_never_a_path(client, photo_png, model):
-    assert_error(post(client, photo_png, model=model), 404, "unknown_model", "/api/models")
+def test_422_unknown_model_never_a_path(client, photo_png, model):
+    assert_error(post(client, photo_png, model=model), 422, "unknown_model", "/api/models")
 
 
 def test_409_encoder_only_checkpoint(ckpt_dir, photo_png):
@@ -414,7 +414,7 @@ def test_openapi_documents_every_field_with_an_example(client):
     for name, schema in fields.items():
         assert schema.get("examples") and schema.get("description"), name
     assert "image/png" in op["responses"]["200"]["content"]
-    assert {"400", "404", "409", "413", "415", "422", "503"} <= set(op["responses"])
+    assert {"400", "409", "413", "415", "422", "503"} <= set(op["responses"])
     for name in ("ReconstructResponse", "ModelsResponse"):
         for prop, schema in spec["components"]["schemas"][name]["properties"].items():
             assert "examples" in schema or "$ref" in schema or "items" in schema, (name, prop)

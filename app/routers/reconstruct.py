@@ -27,6 +27,7 @@ from ..schemas import ErrorResponse, ReconstructResponse
 router = APIRouter(tags=["reconstruct"])
 
 MAX_MASK_CELLS = 64 * 64
+MAX_MASK_CHARS = 16 * MAX_MASK_CELLS  # room for spaces and newlines around every 0/1
 STRATEGY_ORDER = ("random", "block", "grid")  # the paper's default first
 
 
@@ -42,23 +43,28 @@ NORM_PIX_NOTE = (
 )
 
 _ERRORS = {
-    400: "unreadable image (empty, truncated, not an image)",
-    404: "unknown checkpoint id",
+    400: "unreadable image (empty, truncated, garbage, not an image)",
     409: "the checkpoint cannot reconstruct (encoder-only)",
-    413: "upload too large (bytes or pixels)",
-    415: "unsupported file type",
-    422: "bad parameter: ratio outside (0, 1), unknown strategy, grid at a ratio other than 0.75, "
-         "malformed mask",
-    503: "queue full (see Retry-After) or the worker is not running",
+    413: "upload too large (body bytes, or pixels read from the image header)",
+    415: "unsupported file type (checked before decoding)",
+    422: "bad parameter: ratio outside (0, 1) or not finite, unknown strategy, unknown or "
+         "unusable checkpoint id, grid at a ratio other than 0.75, malformed mask",
+    503: "queue full, too many requests in flight, shutting down, or the worker is not running; "
+         "retry after Retry-After seconds (Retry-After-Ms: milliseconds)",
 }
 
 
 def parse_mask(text: str) -> np.ndarray:
     """The ``mask`` form field (JSON rows of 0/1) as a uint8 array; 422 on anything else."""
+    if len(text) > MAX_MASK_CHARS:
+        raise InvalidParameterError(f"mask is longer than {MAX_MASK_CHARS} characters; send one "
+                                    "0/1 entry per patch")
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidParameterError(f"mask is not valid JSON ({exc.msg}); send e.g. [[0,1],[1,1]]") from None
+    except RecursionError:
+        raise InvalidParameterError("mask is nested too deeply; send a list of rows of 0/1") from None
     if (not isinstance(rows, list) or not rows or not all(isinstance(r, list) and r for r in rows)
             or len({len(r) for r in rows}) != 1):
         raise InvalidParameterError("mask must be a non-empty JSON list of equally long rows of 0/1")
@@ -151,7 +157,7 @@ async def reconstruct(
     image: Annotated[UploadFile, File(
         description="the picture: JPEG, PNG, WebP, GIF, BMP or TIFF", examples=["fox.jpg"])],
     mask_ratio: Annotated[float, Form(
-        gt=0, lt=1, description="fraction of patches to remove, strictly between 0 and 1 "
+        gt=0, lt=1, allow_inf_nan=False, description="fraction of patches to remove, strictly between 0 and 1 "
         "(ignored when `mask` is sent; grid needs exactly 0.75)", examples=[0.75])] = 0.75,
     strategy: Annotated[str, Form(
         description="masking strategy: random (paper default), block (BEiT-style) or grid "
@@ -178,7 +184,8 @@ async def reconstruct(
     info = await anyio.to_thread.run_sync(registry.resolve, model)
     data = await image.read()
     picture = await anyio.to_thread.run_sync(
-        decode_image, data, image.content_type, settings.max_upload_bytes, settings.max_image_pixels)
+        decode_image, data, image.content_type, settings.max_upload_bytes, settings.max_image_pixels,
+        limiter=request.app.state.decode_limiter)
     job = Job(model_id=info.id, image=picture, mask_ratio=mask_ratio, strategy=strategy,
               seed=None if explicit is not None else seed, mask=explicit, resize=resize)
     result: JobResult = await asyncio.wrap_future(batcher.submit(job))
