@@ -1,7 +1,8 @@
 """Checkpoints the service offers: listed from one folder, selected by id, loaded on first use.
 
 Requests name a checkpoint by its id (the file stem, as ``mae_core.list_checkpoints`` reports it),
-never by a path, so nothing outside the configured folder can be opened. Loaded reconstructors
+never by a path, so nothing outside the configured folder can be opened; a file or card that is a
+symlink out of the folder is listed as broken and never read. Loaded reconstructors
 live in a small LRU cache; the default checkpoint is loaded at start-up and never evicted. A
 weights file replaced on disk (same id, new mtime) is reloaded on next use.
 """
@@ -118,7 +119,7 @@ class ModelRegistry:
         by_id: dict[str, CheckpointInfo] = {}
         for folder in self.folders:
             in_folder: dict[str, CheckpointInfo] = {}
-            for info in list_checkpoints(folder):
+            for info in list_checkpoints(folder, confined=True):
                 current = in_folder.get(info.id)
                 if current is None or rank[info.path.suffix] < rank[current.path.suffix]:
                     in_folder[info.id] = info

@@ -60,7 +60,7 @@ class MaskedAutoencoderViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, length + 1, c.embed_dim), requires_grad=False)
         if c.encoder_mask_tokens:
             self.encoder_mask_token = nn.Parameter(torch.zeros(1, 1, c.embed_dim))
-        drop_rates = torch.linspace(0, c.drop_path_rate, c.depth).tolist()
+        drop_rates = torch.linspace(0, c.drop_path_rate, c.depth, device="cpu").tolist()
         self.blocks = nn.ModuleList(
             Block(c.embed_dim, c.num_heads, mlp_ratio=c.mlp_ratio, qkv_bias=True,
                   norm_layer=norm_layer, drop_path=rate)

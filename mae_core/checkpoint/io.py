@@ -168,39 +168,70 @@ class CheckpointInfo:
                 "can_reconstruct": self.can_reconstruct, "error": self.error}
 
 
-def list_checkpoints(folder: str | Path) -> list[CheckpointInfo]:
+def list_checkpoints(folder: str | Path, *, confined: bool = False) -> list[CheckpointInfo]:
     """Every weights file directly in ``folder``, with its card; broken files carry ``error``.
 
-    Reading cards is cheap; files without a card are opened to see if they hold a decoder.
+    Each file's tensor names and shapes are checked against the architecture its card (or its
+    shapes) describe, so a truncated or mismatched file is listed as broken before anyone loads
+    it. A safetensors file with a card is checked from its header alone; other files are read.
+    ``confined=True`` (the web service) refuses files or cards that resolve outside ``folder``
+    (a symlink pointing elsewhere), without reading them.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
+    root = folder.resolve()
     infos = []
     for path in sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file()):
         info = CheckpointInfo(id=path.stem, path=path)
         try:
+            if confined:
+                _check_inside(path, root)
             card = read_card(path)
             if card and card.get("model_config"):
                 info.card = card
-                info.can_reconstruct = card.get("has_decoder", True)
-                _check_readable(path)
+                state = _header_state(path) if path.suffix == ".safetensors" else load_state_dict(path)[0]
+                info.can_reconstruct = bool(card.get("has_decoder", True)) and has_decoder(state)
+                _check_layout(state, ModelConfig.from_dict(card["model_config"]), path.name)
             else:
                 state, meta = load_state_dict(path)
-                info.card = card or {"model_config": infer_config(state).to_dict(), "layout": meta["layout"]}
+                config = infer_config(state)
+                info.card = card or {"model_config": config.to_dict(), "layout": meta["layout"]}
                 info.can_reconstruct = has_decoder(state)
+                _check_layout(state, config, path.name)
         except Exception as exc:  # noqa: BLE001 - a broken file is listed, never fatal
             info.error = str(exc)
+            info.can_reconstruct = False
         infos.append(info)
     return infos
 
 
-def _check_readable(path: Path) -> None:
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
+def _check_inside(path: Path, root: Path) -> None:
+    for candidate in (path, path.with_suffix(".json")):
+        if candidate.exists() and not candidate.resolve().is_relative_to(root):
+            raise CheckpointError(
+                f"{candidate.name} is a link to a file outside the checkpoint folder; copy the "
+                "file into the folder instead of linking to it"
+            )
 
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                f.keys()
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path.name} is not a readable safetensors file: {exc}") from None
+
+def _header_state(path: Path) -> dict[str, torch.Tensor]:
+    """Tensor names and shapes of a safetensors file as meta tensors (no data is read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path.name} is not a readable safetensors file: {exc}") from None
+    return to_canonical({k: torch.empty(s, device="meta") for k, s in shapes.items()})[0]
+
+
+def _check_layout(state: dict[str, torch.Tensor], config: ModelConfig, name: str) -> None:
+    """Raise CheckpointError unless ``state`` has exactly the tensors ``config``'s model needs
+    (the decoder may be absent); the model is built on the meta device, so this costs no memory."""
+    with torch.device("meta"):
+        expected = MaskedAutoencoderViT(config).state_dict()
+    if not has_decoder(state):
+        expected = {k: v for k, v in expected.items() if not _is_decoder_key(k)}
+    _check_shapes(state, expected, name)
