@@ -328,13 +328,13 @@
 
     // -- charts
     const plotReady = () => window.Plotly && typeof window.Plotly.react === "function";
-    function chartLayout(title, ytitle, logy) {
+    function chartLayout(title) {
       return {
         title: { text: title, font: { size: 13 }, x: 0, xanchor: "left" },
-        margin: { l: 56, r: 12, t: 30, b: 38 }, height: 240,
+        margin: { l: 64, r: 12, t: 30, b: 38 }, height: 240,
         font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12, color: "#1c2330" },
         xaxis: { title: { text: "step" }, gridcolor: "#eef0f3", zeroline: false },
-        yaxis: { title: { text: ytitle }, gridcolor: "#eef0f3", zeroline: false, type: logy ? "log" : "linear", exponentformat: "e" },
+        yaxis: { gridcolor: "#eef0f3", zeroline: false, exponentformat: "e" },
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff", showlegend: false,
       };
     }
@@ -352,11 +352,11 @@
       Plotly.react(els.lossChart, [{
         x: steps, y: data.map((r) => r.loss ?? null), mode: "lines", line: { color: "#1f4e8c", width: 2 },
         hovertemplate: "step %{x}<br>loss %{y:.4f}<extra></extra>",
-      }], chartLayout("Loss (masked patches)", "loss", false), opts);
+      }], chartLayout("Loss (masked patches)"), opts);
       Plotly.react(els.lrChart, [{
         x: steps, y: data.map((r) => r.lr ?? null), mode: "lines", line: { color: "#16a37f", width: 2 },
         hovertemplate: "step %{x}<br>lr %{y:.3e}<extra></extra>",
-      }], chartLayout("Learning rate (warmup, then cosine)", "lr", false), opts);
+      }], chartLayout("Learning rate (warmup, then cosine)"), opts);
     }
 
     // -- snapshots
