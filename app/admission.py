@@ -9,9 +9,10 @@ never read, so a flood of uploads costs neither memory nor CPU. ``app.server`` w
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import OverloadedError, ShuttingDownError, send_error
 
@@ -73,8 +74,21 @@ class AdmissionMiddleware:
         if refusal is not None:
             await send_error(send, refusal)
             return
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, tracked_send)
+        except asyncio.CancelledError:
+            # cancelled by the server at the end of a drain: answer 503 if nothing was sent yet
+            if self.admission.draining and not started:
+                await send_error(send, ShuttingDownError(
+                    "the server shut down before this request finished; send it again"))
+            raise
         finally:
             self.admission.leave()
 

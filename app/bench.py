@@ -30,20 +30,13 @@ from PIL import Image
 from mae_core import Reconstructor, list_checkpoints
 from mae_core.defaults import DEFAULT_CHECKPOINT_ID, REPO_ROOT, checkpoint_dir
 
-from .testing import ServerProcess
+from .testing import ServerProcess, percentile
 
 log = logging.getLogger("app.bench")
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 def _summary(values: list[float]) -> dict[str, float]:
-    return {"p50_ms": _percentile(values, 0.5), "p90_ms": _percentile(values, 0.9),
+    return {"p50_ms": percentile(values, 0.5), "p90_ms": percentile(values, 0.9),
             "mean_ms": statistics.fmean(values), "min_ms": min(values), "n": len(values)}
 
 
@@ -146,7 +139,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": platform.machine(), "load_average": list(_load_average()),
         "n": args.n,
         "latency": {name: _summary(values) for name, values in times.items()},
-        "server_side_p50": {k: _percentile([s[k] for s in server_side], 0.5) for k in server_side[0]},
+        "server_side_p50": {k: percentile([s[k] for s in server_side], 0.5) for k in server_side[0]},
         "concurrent": concurrent,
     }
     result["overhead_p50_ms"] = result["latency"]["post_json"]["p50_ms"] - result["latency"]["bare"]["p50_ms"]

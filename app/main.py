@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await anyio.to_thread.run_sync(batcher.stop, min(5.0, settings.shutdown_grace_s))
+            await anyio.to_thread.run_sync(batcher.stop, min(1.0, settings.shutdown_grace_s))
             app.state.batcher = None
 
     app = FastAPI(

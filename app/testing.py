@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -58,6 +60,32 @@ def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
     buf = io.BytesIO()
     image.save(buf, format=fmt)
     return buf.getvalue()
+
+
+def png_chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
+    """One PNG chunk; ``crc`` overrides the checksum (to write a broken one)."""
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF if crc is None else crc
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def raw_png(width: int, height: int, *, bit_depth: int = 8, color_type: int = 0,
+            rows: bytes | None = None, idat: bytes | None = None, interlace: int = 0,
+            extra: tuple[bytes, ...] = ()) -> bytes:
+    """A PNG with any header, written by hand (Pillow refuses absurd sizes). ``rows`` are filtered
+    scanlines (compressed here); ``idat`` is used as the compressed stream as is; with neither,
+    a header-only file with an empty IDAT."""
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, interlace)
+    stream = idat if idat is not None else zlib.compress(rows if rows is not None else b"", 9)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + b"".join(extra)
+            + png_chunk(b"IDAT", stream) + png_chunk(b"IEND", b""))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (0 <= q <= 1) of a non-empty sequence."""
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def free_port() -> int:

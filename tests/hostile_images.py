@@ -23,26 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from app.testing import png_chunk, raw_png
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # ----------------------------------------------------------------------------- raw writers
-def png_chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
-    crc = zlib.crc32(kind + data) & 0xFFFFFFFF if crc is None else crc
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-
-def raw_png(width: int, height: int, *, bit_depth: int = 8, color_type: int = 0,
-            rows: bytes | None = None, idat: bytes | None = None, interlace: int = 0,
-            extra: tuple[bytes, ...] = ()) -> bytes:
-    """A PNG with any header. ``rows`` are filtered scanlines (compressed here); ``idat`` is used
-    as the compressed stream as is; neither gives a header-only file with an empty IDAT."""
-    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, interlace)
-    stream = idat if idat is not None else zlib.compress(rows if rows is not None else b"", 9)
-    return (PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + b"".join(extra)
-            + png_chunk(b"IDAT", stream) + png_chunk(b"IEND", b""))
-
-
 def png_from_array(arr: np.ndarray, *, bit_depth: int, color_type: int) -> bytes:
     """Filter-type-0 scanlines of ``arr`` ([H, W] or [H, W, C], big-endian for 16 bits)."""
     dtype = ">u2" if bit_depth == 16 else np.uint8

@@ -16,7 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Serve the MAE Lab web app: the reconstruct page at / and POST /reconstruct "
         "(OpenAPI docs at /docs). Settings come from MAE_* environment variables (MAE_HOST, "
         "MAE_PORT, MAE_CHECKPOINT_DIR, MAE_DEFAULT_MODEL, MAE_DEVICE, MAE_MAX_UPLOAD_BYTES, "
-        "MAE_QUEUE_SIZE, MAE_BATCH_WINDOW_MS, ...); flags override them. "
+        "MAE_QUEUE_SIZE, MAE_BATCH_WINDOW_MS, MAE_SHUTDOWN_GRACE_S, ...); flags override them. "
+        "SIGTERM drains: requests in flight finish, new ones get 503, then the process exits. "
         "Example: mae serve --port 8000 --checkpoint-dir checkpoints/",
     )
     p.add_argument("--host", default=None, help="interface to listen on (default 127.0.0.1; "
@@ -46,13 +47,11 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app import create_app
+    from app.server import serve
 
     settings = settings_from_args(args)
     log.info("settings: %s", settings.model_dump())
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=logging.getLevelName(logging.getLogger().level).lower(),
-                timeout_graceful_shutdown=5)
+    serve(create_app(settings), settings,
+          log_level=logging.getLevelName(logging.getLogger().level).lower(), exit_process=True)
     return 0
