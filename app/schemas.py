@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -60,6 +60,8 @@ class ReconstructResponse(BaseModel):
                                          examples=[[[410.2, 88.1], [512.0, 97.4]]])
     metrics: Metrics
     timing: Timing
+    panel_format: Literal["png", "jpeg", "webp"] = Field(
+        default="png", description="encoding of the base64 panels", examples=["png"])
     uses_target_stats: bool = Field(
         description="true for norm-pix checkpoints: removed patches were un-normalised with "
                     "their true mean and variance", examples=[False])

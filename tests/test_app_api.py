@@ -444,3 +444,16 @@ def test_413_streamed_body_without_length_is_cut_off(ckpt_dir):
         resp = client.post("/reconstruct", content=chunks(),
                            headers={"content-type": "multipart/form-data; boundary=x"})
         assert_error(resp, 413, "too_large", "MAE_MAX_UPLOAD_BYTES")
+
+
+def test_panel_format_choices(client, photo_png):
+    """panel_format picks the panel encoding; PNG stays the default."""
+    for fmt, magic in (("png", b"\x89PNG"), ("jpeg", b"\xff\xd8\xff"), ("webp", b"RIFF")):
+        r = post(client, photo_png, seed=1, panel_format=fmt)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["panel_format"] == fmt
+        assert base64.b64decode(body["panels"]["pasted"]).startswith(magic)
+    assert post(client, photo_png, seed=1).json()["panel_format"] == "png"
+    r = post(client, photo_png, panel_format="gif")
+    assert r.status_code == 422 and "panel_format" in r.text

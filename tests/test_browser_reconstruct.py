@@ -127,7 +127,7 @@ def test_upload_slider_strategy_views_and_custom_mask(page, server, tmp_path):
     page.set_input_files("#file-input", str(photo))
     page.wait_for_function("document.querySelector('#file-info').textContent.includes('test-photo.jpg')")
     uploaded = wait_panels_change(page, first if len(first) == 4 else [None] * 4)
-    assert len(uploaded) == 4 and all(s and s.startswith("data:image/png;base64,") for s in uploaded)
+    assert len(uploaded) == 4 and all(s and s.startswith("data:image/jpeg;base64,") for s in uploaded)
     sizes = page.eval_on_selector_all("#view-single .fig-panel img", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
     assert sizes == [[224, 224]] * 4
     assert page.eval_on_selector_all("#view-single .fig-panel figcaption", "cs => cs.map(c => c.textContent)") == [

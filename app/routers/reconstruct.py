@@ -7,6 +7,7 @@ import base64
 import json
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -15,7 +16,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
 from mae_core.errors import InvalidParameterError
-from mae_core.figure import compose_figure, to_png_bytes
+from mae_core.figure import compose_figure, encode_image, to_png_bytes
 from mae_core.masking import check_strategy, list_strategies
 from mae_core.reconstruct import MAX_SEED
 
@@ -101,16 +102,23 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _b64png(panel: np.ndarray) -> str:
-    return base64.b64encode(to_png_bytes(panel)).decode("ascii")
+# Panels are encoded in parallel: Pillow's encoders release the GIL.
+_ENCODERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="panel-encode")
 
 
-def build_response(result: JobResult, resize: str, started: float) -> dict[str, Any]:
+def _b64(panel: np.ndarray, fmt: str) -> str:
+    return base64.b64encode(encode_image(panel, fmt)).decode("ascii")
+
+
+def build_response(result: JobResult, resize: str, started: float,
+                   panel_format: str = "png") -> dict[str, Any]:
     rec, model = result.reconstruction, result.reconstructor
     metrics = {k: _finite(v) for k, v in rec.metrics.items()}
     for key in ("masked_mse", "visible_mse", "inference_ms"):
         metrics[key] = metrics.get(key) or 0.0
-    panels = {name: _b64png(panel) for name, panel in rec.panels.items()}
+    names = list(rec.panels)
+    encoded = _ENCODERS.map(lambda name: _b64(rec.panels[name], panel_format), names)
+    panels = dict(zip(names, encoded))
     return {
         "model": model.name,
         "seed": rec.seed,
@@ -127,6 +135,7 @@ def build_response(result: JobResult, resize: str, started: float) -> dict[str, 
                    "server_ms": round((time.perf_counter() - started) * 1000, 3)},
         "uses_target_stats": rec.uses_target_stats,
         "note": NORM_PIX_NOTE if rec.uses_target_stats else None,
+        "panel_format": panel_format,
         "panels": panels,
     }
 
@@ -173,6 +182,9 @@ async def reconstruct(
         description="explicit mask as JSON rows of 0/1 (1 = removed), one entry per patch "
         "(14x14 for a 224 px /16 model); overrides mask_ratio, strategy and seed",
         examples=["[[1,0,1,1],[0,1,1,1],[1,1,0,1],[1,1,1,0]]"])] = None,
+    panel_format: Annotated[Literal["png", "jpeg", "webp"], Form(
+        description="encoding of the base64 panels: png (lossless, default), jpeg (fastest, "
+        "what the web page uses) or webp", examples=["png"])] = "png",
     resize: Annotated[Literal["crop", "keep-aspect"], Form(
         description="crop: resize the short side and centre-crop (default); keep-aspect: a "
         "patch grid with the image's aspect ratio", examples=["crop"])] = "crop",
@@ -195,4 +207,4 @@ async def reconstruct(
         headers = {"X-MAE-Model": info.id, "X-MAE-Seed": "" if rec.seed is None else str(rec.seed),
                    "Content-Disposition": 'inline; filename="reconstruction.png"'}
         return Response(png, media_type="image/png", headers=headers)
-    return await anyio.to_thread.run_sync(build_response, result, resize, started)
+    return await anyio.to_thread.run_sync(build_response, result, resize, started, panel_format)
