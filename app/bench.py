@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:  # the server's torch uses as many threads as the bare call
         env["OMP_NUM_THREADS"] = str(args.threads)
     server = ServerProcess(folder, model_id, env=env, args=["--device", args.device])
-    times: dict[str, list[float]] = {"bare": [], "post_json": [], "post_png": []}
+    times: dict[str, list[float]] = {"bare": [], "post_json": [], "post_jpeg": [], "post_png": []}
     server_side: list[dict[str, float]] = []
     with server, httpx.Client(base_url=server.url, timeout=60) as client:
         try:
@@ -89,11 +89,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except RuntimeError as exc:
             raise SystemExit(str(exc)) from None
 
-        def post(seed: int, accept: str) -> httpx.Response:
-            resp = client.post("/reconstruct", files={"image": (image_name, data, "image/jpeg")},
-                               data={"seed": str(seed), "mask_ratio": "0.75"}, headers={"Accept": accept})
-            resp.raise_for_status()
-            return resp
+        def post(seed: int, accept: str, panel_format: str = "png") -> httpx.Response:
+            return _post(client, data, image_name, seed, accept, panel_format)
 
         for i in range(args.warmup):
             bare.reconstruct(image, seed=i)
@@ -110,24 +107,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             server_side.append({"inference_ms": body["metrics"]["inference_ms"], **body["timing"]})
             assert body["mask"] == rec.mask.tolist()  # same work on both paths
             t = time.perf_counter()
+            post(seed, "application/json", "jpeg")
+            times["post_jpeg"].append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
             post(seed, "image/png")
             times["post_png"].append((time.perf_counter() - t) * 1000)
 
-        concurrent: dict[str, Any] = {}
-        if args.concurrency > 1:
-            total = args.concurrency * max(2, args.n // 4)
-            start = time.perf_counter()
-            with ThreadPoolExecutor(args.concurrency) as pool:
-                batch_sizes = [r.json()["timing"]["batch_size"] for r in
-                               pool.map(lambda s: post(s, "application/json"), range(total))]
-            wall = time.perf_counter() - start
-            start = time.perf_counter()
-            for s in range(total):
-                bare.reconstruct(image, seed=s)
-            bare_wall = time.perf_counter() - start
-            concurrent = {"clients": args.concurrency, "requests": total,
-                          "server_images_per_s": total / wall, "bare_sequential_images_per_s": total / bare_wall,
-                          "mean_batch_size": statistics.fmean(batch_sizes), "max_batch_size": max(batch_sizes)}
+        peak_rss_mb = _peak_rss_mb(server.proc.pid if server.proc else None)
+    throughput = _throughput_sweep(args, folder, model_id, data, image_name) if args.clients else []
 
     result = {
         "benchmark": "serve_latency",
@@ -140,10 +127,65 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "n": args.n,
         "latency": {name: _summary(values) for name, values in times.items()},
         "server_side_p50": {k: percentile([s[k] for s in server_side], 0.5) for k in server_side[0]},
-        "concurrent": concurrent,
+        "server_peak_rss_mb": peak_rss_mb,
+        "throughput": throughput,
     }
     result["overhead_p50_ms"] = result["latency"]["post_json"]["p50_ms"] - result["latency"]["bare"]["p50_ms"]
     return result
+
+
+def _post(client, data: bytes, image_name: str, seed: int, accept: str = "application/json",
+          panel_format: str = "png"):
+    resp = client.post("/reconstruct", files={"image": (image_name, data, "image/jpeg")},
+                       data={"seed": str(seed), "mask_ratio": "0.75", "panel_format": panel_format},
+                       headers={"Accept": accept})
+    resp.raise_for_status()
+    return resp
+
+
+def _peak_rss_mb(pid: int | None) -> float | None:
+    """The process's peak resident memory (VmHWM) in MiB, where /proc exists."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _throughput_sweep(args, folder: Path, model_id: str, data: bytes, image_name: str) -> list[dict]:
+    """images/s with 1, 4, 16 ... concurrent clients, micro-batching on vs off (batch size 1)."""
+    rows = []
+    for batching in (True, False):
+        env = {"MAE_BATCH_WINDOW_MS": str(args.window_ms),
+               "MAE_MAX_BATCH_SIZE": "16" if batching else "1",
+               "MAE_QUEUE_SIZE": str(max(32, 2 * max(args.clients)))}
+        if args.threads:
+            env["OMP_NUM_THREADS"] = str(args.threads)
+        with ServerProcess(folder, model_id, env=env, args=["--device", args.device]) as server, \
+                httpx.Client(base_url=server.url, timeout=120,
+                             limits=httpx.Limits(max_connections=max(args.clients))) as client:
+            server.wait_ready()
+            for i in range(3):
+                _post(client, data, image_name, i, panel_format="jpeg")
+            for clients in args.clients:
+                total = max(2 * clients, args.requests)
+                start = time.perf_counter()
+                with ThreadPoolExecutor(clients) as pool:
+                    bodies = list(pool.map(lambda s: _post(client, data, image_name, s,
+                                                           panel_format="jpeg").json(), range(total)))
+                wall = time.perf_counter() - start
+                sizes = [b["timing"]["batch_size"] for b in bodies]
+                rows.append({"batching": batching, "clients": clients, "requests": total,
+                             "images_per_s": total / wall, "mean_batch_size": statistics.fmean(sizes),
+                             "max_batch_size": max(sizes)})
+    off = {r["clients"]: r["images_per_s"] for r in rows if not r["batching"]}
+    for r in rows:
+        r["speedup_vs_no_batching"] = r["images_per_s"] / off[r["clients"]]
+    return rows
 
 
 def _load_average() -> tuple[float, ...]:
@@ -160,8 +202,8 @@ def print_table(result: dict[str, Any]) -> None:
           f"{result['model_input'][0]}x{result['model_input'][1]}, {result['device']}, "
           f"{result['torch_threads_bare']} torch threads, n={result['n']}, load avg {result['load_average']}")
     print(f"{'path':<34}{'p50 ms':>10}{'p90 ms':>10}{'mean ms':>10}{'min ms':>10}")
-    names = {"bare": "Reconstructor.reconstruct (bare)", "post_json": "POST /reconstruct (JSON)",
-             "post_png": "POST /reconstruct (Accept PNG)"}
+    names = {"bare": "Reconstructor.reconstruct (bare)", "post_json": "POST /reconstruct (JSON, PNG)",
+             "post_jpeg": "POST /reconstruct (JSON, JPEG)", "post_png": "POST /reconstruct (Accept PNG)"}
     for key, label in names.items():
         s = lat[key]
         print(f"{label:<34}{s['p50_ms']:>10.1f}{s['p90_ms']:>10.1f}{s['mean_ms']:>10.1f}{s['min_ms']:>10.1f}")
@@ -169,11 +211,12 @@ def print_table(result: dict[str, Any]) -> None:
     ss = result["server_side_p50"]
     print(f"server side p50: inference {ss['inference_ms']:.1f} ms, queue {ss['queue_ms']:.1f} ms, "
           f"handler total {ss['server_ms']:.1f} ms")
-    c = result["concurrent"]
-    if c:
-        print(f"{c['clients']} concurrent clients, {c['requests']} requests: "
-              f"{c['server_images_per_s']:.1f} img/s via the server (mean batch {c['mean_batch_size']:.2f}, "
-              f"max {c['max_batch_size']}) vs {c['bare_sequential_images_per_s']:.1f} img/s bare sequential")
+    print(f"server peak RSS: {result['server_peak_rss_mb']} MiB")
+    if result["throughput"]:
+        print(f"{'batching':<10}{'clients':>8}{'requests':>10}{'img/s':>8}{'mean batch':>12}{'vs off':>8}")
+        for r in result["throughput"]:
+            print(f"{'on' if r['batching'] else 'off':<10}{r['clients']:>8}{r['requests']:>10}"
+                  f"{r['images_per_s']:>8.1f}{r['mean_batch_size']:>12.2f}{r['speedup_vs_no_batching']:>8.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,8 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", type=Path, default=None, help="image file (default: first sample)")
     parser.add_argument("-n", type=int, default=40, help="timed iterations per path (default 40)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
-    parser.add_argument("--concurrency", type=int, default=4, help="clients in the throughput run "
-                        "(1 skips it; default 4)")
+    parser.add_argument("--clients", type=int, nargs="*", default=[1, 4, 16],
+                        help="concurrent clients in the throughput sweep, micro-batching on and off "
+                        "(default 1 4 16; none skips it)")
+    parser.add_argument("--requests", type=int, default=48, help="requests per sweep point")
     parser.add_argument("--window-ms", type=float, default=3.0, help="batching window (default 3)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps (default cpu)")
     parser.add_argument("--threads", type=int, default=0,
