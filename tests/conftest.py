@@ -14,6 +14,18 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_data_dir(tmp_path_factory):
+    """Apps built from default settings must not see a developer's local var/ data folder."""
+    previous = os.environ.get("MAE_DATA_DIR")
+    os.environ["MAE_DATA_DIR"] = str(tmp_path_factory.mktemp("mae-data-dir"))
+    yield
+    if previous is None:
+        os.environ.pop("MAE_DATA_DIR", None)
+    else:
+        os.environ["MAE_DATA_DIR"] = previous
+
+
 @pytest.fixture
 def tiny_model():
     """A tiny randomly initialised MAE on 64 px images (4x4 grid of 16 px patches)."""
