@@ -182,7 +182,7 @@ def read_metrics(run_dir: str | Path, since_step: int | None = None) -> list[dic
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.readlines()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return []
     rows = []
     for line in lines:
@@ -220,7 +220,7 @@ def _last_metrics(run_dir: Path) -> dict[str, Any] | None:
             size = f.tell()
             f.seek(max(0, size - 16384))
             tail = f.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     for line in reversed(tail.splitlines()):
         row = parse_metrics_line(line)

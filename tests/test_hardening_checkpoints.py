@@ -237,6 +237,35 @@ def test_the_app_refuses_an_evil_checkpoint_and_keeps_serving(evil_folder, tmp_p
     assert not list(evil_folder.glob("ran-*"))
 
 
+def test_damaged_torch_files_are_a_checkpoint_error_never_anything_else(tmp_path):
+    """Truncations and byte flips of a real checkpoint, both serialization formats: the loader
+    either loads it or raises CheckpointError (IndexError, AssertionError, ... would be a 500)."""
+    import random
+
+    from mae_core.checkpoint.safe_load import safe_torch_load
+    from mae_core.errors import CheckpointError
+
+    rng = random.Random(0)
+    target = tmp_path / "damaged.pth"
+    for legacy in (False, True):
+        clean = tmp_path / "clean.pth"
+        torch.save({"model": {"w": torch.randn(40, 40), "i": torch.arange(9)}, "epoch": 3}, clean,
+                   _use_new_zipfile_serialization=not legacy)
+        data = clean.read_bytes()
+        cases = [data[:n] for n in rng.sample(range(len(data)), 30)]
+        for _ in range(120):
+            flipped = bytearray(data)
+            for _ in range(rng.randint(1, 8)):
+                flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+            cases.append(bytes(flipped))
+        for case in cases:
+            target.write_bytes(case)
+            try:
+                safe_torch_load(target)
+            except CheckpointError:
+                pass
+
+
 # ------------------------------------------------------------------------ model ids
 @pytest.fixture
 def served(tmp_path):

@@ -261,7 +261,7 @@ def logs(job_id: str, store: StoreDep, settings: SettingsDep,
             size = f.tell()
             f.seek(max(0, size - LOG_TAIL_BYTES))
             text = f.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):  # no log (or a broken run folder)
         return {"job": job.id, "lines": []}
     tail = text.splitlines()
     if size > LOG_TAIL_BYTES and tail:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +28,33 @@ def safe_torch_load(path: str | Path) -> Any:
         with torch.serialization.safe_globals(ALLOWED_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        reason = _unpickler_reason(exc)
+        if "GLOBAL" not in str(exc):  # no class or function asked for: damaged or not a pickle
+            raise CheckpointError(
+                f"{path.name} is not a readable torch checkpoint ({reason}); the file may be "
+                "truncated or of another format"
+            ) from None
         raise UnsafeCheckpointError(
-            f"{path.name} was refused: it needs unsafe unpickling ({_first_line(exc)}). "
+            f"{path.name} was refused: it needs unsafe unpickling ({reason}). "
             "Only tensors, plain containers and argparse.Namespace are accepted; re-save the "
             "state dict with torch.save(model.state_dict(), ...) or as safetensors."
         ) from None
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint file not found: {path}") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - damaged files raise anything from IndexError to AssertionError
         raise CheckpointError(
             f"{path.name} is not a readable torch checkpoint ({_first_line(exc)}); "
             "the file may be truncated or of another format"
         ) from None
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    """The part of torch's long weights-only message that says what was refused."""
+    text = str(exc)
+    found = re.search(r"[Uu]nsupported (?:global|GLOBAL|operand)[^\n]*", text)
+    if found is None:
+        return _first_line(exc)
+    return found.group(0).split(". Please use")[0].rstrip(". ")[:300]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -40,9 +40,16 @@ def job_log(path: Path) -> Iterator[None]:
     """Copy this process's log records to ``path`` while a job runs (the page's logs tail).
 
     mae_core's INFO records are always included, even when the process logs only warnings.
+    A run folder that cannot be written (e.g. a file in its place) only costs the job its log
+    file: the job itself then fails with the reason, and the worker carries on.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        log.warning("cannot write the job log %s: %s", path, exc)
+        yield
+        return
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root, ours = logging.getLogger(), logging.getLogger("mae_core")
     level = ours.level

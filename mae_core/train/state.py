@@ -69,10 +69,17 @@ def save_training_state(folder: Path, step: int, state: dict[str, Any], keep_las
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint ``latest`` names (a file in ``folder``), None without a pointer."""
     pointer = folder / LATEST
     if not pointer.exists():
         return None
-    path = folder / pointer.read_text().strip()
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainingError(f"{pointer} cannot be read ({exc}); delete it to start over") from None
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise TrainingError(f"{pointer} must name a checkpoint file in {folder}, not {name[:80]!r}")
+    path = folder / name
     if not path.is_file():
         raise TrainingError(f"{pointer} points at {path.name}, which is missing")
     return path
