@@ -143,6 +143,41 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
     return "; ".join(parts), fields
 
 
+COMMON_ERRORS = {
+    "400": "the request body could not be parsed (not JSON / not multipart as declared)",
+    "413": "the request body is over MAE_MAX_UPLOAD_BYTES",
+    "503": "overloaded (MAE_MAX_IN_FLIGHT) or shutting down; retry after Retry-After seconds "
+           "(Retry-After-Ms: milliseconds)",
+}
+
+
+def document_common_errors(app: FastAPI, exempt: set[tuple[str, str]]) -> None:
+    """Add to the OpenAPI schema the errors the middleware can give any operation: 503 to every
+    operation but the ``exempt`` (method, path) pairs, 400 and 413 to those with a body."""
+    from .schemas import ErrorResponse
+
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault("ErrorResponse", ErrorResponse.model_json_schema())
+        content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
+                responses = operation.setdefault("responses", {})
+                codes = [] if (method.upper(), path) in exempt else ["503"]
+                if "requestBody" in operation:
+                    codes += ["400", "413"]
+                for code in codes:
+                    responses.setdefault(code, {"description": COMMON_ERRORS[code], "content": content})
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the JSON error handlers on ``app``."""
 

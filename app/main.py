@@ -12,9 +12,9 @@ from fastapi.staticfiles import StaticFiles
 
 import mae_core
 
-from .admission import Admission, AdmissionMiddleware
+from .admission import EXEMPT, Admission, AdmissionMiddleware
 from .batcher import Batcher
-from .errors import install_error_handlers
+from .errors import document_common_errors, install_error_handlers
 from .middleware import BodyLimitMiddleware
 from .registry import ModelRegistry
 from .routers import api, pages, reconstruct
@@ -102,5 +102,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if jobs is not None:
         app.include_router(jobs.router)
     app.state.nav = nav
+    document_common_errors(app, exempt=EXEMPT)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

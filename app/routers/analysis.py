@@ -50,6 +50,7 @@ from ..analysis_figures import (
     run_figures,
 )
 from ..paper_results import PaperResults, paper_results
+from ..schemas import ErrorResponse
 from ..templating import templates
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 PAPER = paper_results()
 
 router = APIRouter(tags=["analysis"])
+NOT_FOUND = {404: {"model": ErrorResponse, "description": "no such result, run, snapshot or file"}}
 
 HEAT_TABLES = (
     ("table3", "table3_imagenet_comparison"),
@@ -232,7 +234,8 @@ def all_results() -> dict[str, Any]:
     return PAPER.model_dump(mode="json")
 
 
-@router.get("/api/results/{name}", summary="One paper table or figure (?format=csv for CSV)")
+@router.get("/api/results/{name}", responses=NOT_FOUND,
+            summary="One paper table or figure (?format=csv for CSV)")
 def one_result(name: str, format: Format = "json") -> Any:
     entry = PAPER.results.get(name)
     if entry is None:
@@ -245,7 +248,8 @@ def one_result(name: str, format: Format = "json") -> Any:
     return body
 
 
-@router.get("/api/analysis/figures", summary="The plotly specs the analysis page draws")
+@router.get("/api/analysis/figures", responses=NOT_FOUND,
+            summary="The plotly specs the analysis page draws")
 def figure_specs(request: Request, run: str | None = None) -> dict[str, Any]:
     selected = None
     if run is not None:
@@ -261,13 +265,14 @@ def runs_index(request: Request) -> dict[str, Any]:
     return {"runs_dir": str(root), "runs": [_run_payload(r) for r in list_runs(root)]}
 
 
-@router.get("/api/runs/{run_id}", summary="One run: config, summary, status, snapshots")
+@router.get("/api/runs/{run_id}", responses=NOT_FOUND,
+            summary="One run: config, summary, status, snapshots")
 def run_detail(request: Request, run_id: str) -> dict[str, Any]:
     run = _get_run(request, run_id)
     return {**_run_payload(run), "snapshots": _snapshot_list(run)}
 
 
-@router.get("/api/runs/{run_id}/metrics",
+@router.get("/api/runs/{run_id}/metrics", responses=NOT_FOUND,
             summary="Metrics lines of a run (only steps after since_step when given)")
 def run_metrics(request: Request, run_id: str,
                 since_step: Annotated[int | None, Query(ge=-1)] = None,
@@ -284,13 +289,15 @@ def run_metrics(request: Request, run_id: str,
                          "metrics": rows})
 
 
-@router.get("/api/runs/{run_id}/snapshots", summary="Reconstruction snapshots of a run by step")
+@router.get("/api/runs/{run_id}/snapshots", responses=NOT_FOUND,
+            summary="Reconstruction snapshots of a run by step")
 def run_snapshots(request: Request, run_id: str) -> dict[str, Any]:
     run = _get_run(request, run_id)
     return {"run": run.id, "snapshots": _snapshot_list(run)}
 
 
-@router.get("/api/runs/{run_id}/snapshots/{step}", summary="One snapshot image (PNG)",
+@router.get("/api/runs/{run_id}/snapshots/{step}", responses=NOT_FOUND,
+            summary="One snapshot image (PNG)",
             response_class=FileResponse)
 def run_snapshot(request: Request, run_id: str, step: int) -> FileResponse:
     run = _get_run(request, run_id)
@@ -301,7 +308,8 @@ def run_snapshot(request: Request, run_id: str, step: int) -> FileResponse:
     raise HTTPException(404, f"run {run.id!r} has no snapshot at step {step}")
 
 
-@router.get("/api/runs/{run_id}/figures", summary="Plotly specs of a run's curves")
+@router.get("/api/runs/{run_id}/figures", responses=NOT_FOUND,
+            summary="Plotly specs of a run's curves")
 def run_figure_specs(request: Request, run_id: str) -> dict[str, Any]:
     run = _get_run(request, run_id)
     metrics = read_metrics(run.path)
@@ -312,7 +320,8 @@ def run_figure_specs(request: Request, run_id: str) -> dict[str, Any]:
 
 # -- our benchmark and ablation files -------------------------------------------------------
 
-@router.get("/api/bench/train", summary="Our `mae bench train` result (404 until it exists)")
+@router.get("/api/bench/train", responses=NOT_FOUND,
+            summary="Our `mae bench train` result (404 until it exists)")
 def bench_train(request: Request, format: Format = "json") -> Any:
     path = bench_train_file(request)
     bench, error = load_bench(path)
@@ -337,7 +346,8 @@ def ablations_index(request: Request) -> dict[str, Any]:
     return {"ablations_dir": str(folder), "factors": out}
 
 
-@router.get("/api/ablations/{factor}", summary="One `mae ablate` result file")
+@router.get("/api/ablations/{factor}", responses=NOT_FOUND,
+            summary="One `mae ablate` result file")
 def ablation(request: Request, factor: str, format: Format = "json") -> Any:
     if factor not in ABLATION_FACTORS:
         raise HTTPException(404, f"unknown factor {factor!r}; known: {', '.join(ABLATION_FACTORS)}")
