@@ -3,6 +3,9 @@ schema) to every operation get no server error, and every response matches the s
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -13,17 +16,25 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 from app import Settings, create_app  # noqa: E402
 from app.testing import write_checkpoint  # noqa: E402
 
+REPO = Path(__file__).resolve().parent.parent
 MAX_EXAMPLES = 20  # per operation and generation mode; bounded for a 2-core CI
 
 
 @pytest.fixture(scope="module")
 def served_app(tmp_path_factory):
+    """The app on temporary folders only, so the outcome does not depend on which benchmark or
+    run files happen to sit in the checkout (the committed default run is copied in)."""
     root = tmp_path_factory.mktemp("fuzz")
     write_checkpoint(root / "checkpoints", "mae-lab-default")
+    shutil.copytree(REPO / "runs" / "mae-lab-default", root / "runs" / "mae-lab-default")
+    (root / "bench").mkdir()
     app = create_app(Settings(checkpoint_dir=root / "checkpoints", data_dir=root / "data",
                               data_roots=[root / "images"], max_upload_bytes=256 * 1024))
-    with TestClient(app):  # runs the lifespan: the inference worker is up
-        yield app
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MAE_RUNS_DIR", str(root / "runs"))
+        env.setenv("MAE_BENCH_DIR", str(root / "bench"))
+        with TestClient(app):  # runs the lifespan: the inference worker is up
+            yield app
 
 
 @pytest.fixture(scope="module")
