@@ -36,6 +36,24 @@ def time_call(fn: Callable[[], Any], device: torch.device, repeats: int = 5, war
     return statistics.median(samples)
 
 
+def time_interleaved(fns: Sequence[Callable[[], Any]], device: torch.device, repeats: int = 5,
+                     warmup: int = 2) -> list[float]:
+    """Median seconds of each of ``fns``, called in turn each round, so drifting load from other
+    processes hits all of them alike (for side-by-side ratios)."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    sync(device)
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            samples[i].append(time.perf_counter() - start)
+    return [statistics.median(s) for s in samples]
+
+
 def matmul_gflops(device: torch.device, n: int | None = None, dtype: torch.dtype = torch.float32) -> float:
     """Achieved GFLOP/s of an n x n x n matrix product: the machine's practical ceiling."""
     n = n or (8192 if device.type == "cuda" else 2048)

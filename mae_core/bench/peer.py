@@ -12,7 +12,7 @@ from ..errors import MAEError
 from ..masking import make_generator, mask_scores
 from ..model import create_model
 from ..reconstruct import pick_device
-from .common import machine_meta, time_call
+from .common import machine_meta, time_interleaved
 
 
 def huggingface_twin(model):
@@ -87,8 +87,7 @@ def bench_peer(
 
                     def run_peer():
                         peer(pixel_values=imgs, noise=noise).loss.backward()
-                t_ours = time_call(run_ours, dev, repeats=repeats, warmup=2)
-                t_peer = time_call(run_peer, dev, repeats=repeats, warmup=2)
+                t_ours, t_peer = time_interleaved([run_ours, run_peer], dev, repeats=repeats)
                 rows.append({"model": name, "mode": mode, "batch_size": bs,
                              "ours_images_per_s": bs / t_ours, "peer_images_per_s": bs / t_peer,
                              "speedup": t_peer / t_ours, "max_abs_diff": diff})
