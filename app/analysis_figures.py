@@ -10,6 +10,8 @@ validated paper-results file, "ours" figures read files written by ``mae bench t
 from __future__ import annotations
 
 import math
+import re
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,9 +70,8 @@ class BenchTrain(BaseModel):
             parts.append(f"{meta['img_size']} px")
         if meta.get("batch_size"):
             parts.append(f"batch {meta['batch_size']}")
-        machine = meta.get("device") or meta.get("gpu") or meta.get("cpu")
-        if machine:
-            parts.append(str(machine))
+        if meta.get("device") or meta.get("gpu") or meta.get("cpu"):
+            parts.append(machine_name(meta))
         return "Ours: " + (", ".join(parts) if parts else "local benchmark")
 
 
@@ -106,6 +107,96 @@ class AblationResult(BaseModel):
     def label(self) -> str:
         setting = self.setting()
         return "Ours (small scale" + (f": {setting}" if setting else "") + ")"
+
+
+class BenchInferRow(BaseModel):
+    """One row of ``mae bench infer``: a model at one batch size."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str
+    batch_size: int = Field(ge=1)
+    ms_per_batch: float = Field(gt=0)
+    images_per_s: float = Field(ge=0)
+    gflops_per_s: float | None = Field(default=None, ge=0)
+    fraction_of_matmul: float | None = Field(default=None, ge=0)
+
+
+class BenchInfer(BaseModel):
+    """The ``mae bench infer`` JSON file (reconstruction images/s on one device)."""
+
+    model_config = ConfigDict(extra="allow")
+    meta: dict[str, Any] = Field(default_factory=dict)
+    rows: list[BenchInferRow] = Field(min_length=1)
+
+
+class BenchPeerRow(BaseModel):
+    """One row of ``mae bench peer``: ours vs Hugging Face at one mode and batch size."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str
+    mode: Literal["inference", "train"]
+    batch_size: int = Field(ge=1)
+    ours_images_per_s: float = Field(ge=0)
+    peer_images_per_s: float = Field(ge=0)
+    speedup: float | None = Field(default=None, gt=0)
+    max_abs_diff: float | None = Field(default=None, ge=0)
+
+
+class BenchPeer(BaseModel):
+    """The ``mae bench peer`` JSON file (ours vs transformers' ViTMAEForPreTraining)."""
+
+    model_config = ConfigDict(extra="allow")
+    meta: dict[str, Any] = Field(default_factory=dict)
+    rows: list[BenchPeerRow] = Field(min_length=1)
+
+
+class LatencyStat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    p50_ms: float = Field(ge=0)
+    p90_ms: float | None = Field(default=None, ge=0)
+    mean_ms: float | None = Field(default=None, ge=0)
+    min_ms: float | None = Field(default=None, ge=0)
+    n: int | None = Field(default=None, ge=0)
+
+
+class ThroughputRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    batching: bool
+    clients: int = Field(ge=1)
+    requests: int | None = Field(default=None, ge=0)
+    images_per_s: float = Field(ge=0)
+    mean_batch_size: float | None = Field(default=None, ge=0)
+    max_batch_size: int | None = Field(default=None, ge=0)
+    speedup_vs_no_batching: float | None = Field(default=None, ge=0)
+
+
+SERVE_META_KEYS = ("date", "cpu", "gpu", "device", "torch", "machine", "checkpoint",
+                   "load_average", "torch_threads_bare", "batch_window_ms", "python")
+
+
+class ServeLatency(BaseModel):
+    """The ``python -m app.bench`` JSON file: request latency and throughput of the server.
+
+    Older files lack ``post_jpeg``, ``throughput`` and ``server_peak_rss_mb``; they load with
+    those parts absent.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    latency: dict[str, LatencyStat] = Field(min_length=1)
+    overhead_p50_ms: float | None = None
+    server_peak_rss_mb: float | None = Field(default=None, ge=0)
+    throughput: list[ThroughputRow] = Field(default_factory=list)
+    torch: str | None = None
+    machine: str | None = None
+    device: str | None = None
+    checkpoint: str | None = None
+    load_average: list[float] | None = None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The machine and setting facts of the run, in the shape of the other files' ``meta``."""
+        full = self.model_dump(mode="json")
+        return {k: full[k] for k in SERVE_META_KEYS if full.get(k) not in (None, "", [])}
 
 
 # -- shared helpers --------------------------------------------------------------------------
@@ -467,8 +558,13 @@ def table2_figure(results: PaperResults) -> Spec:
                  downloads=_result_downloads(name), source=name)
 
 
-def bench_figure(results: PaperResults, bench: BenchTrain | None) -> Spec:
-    """Paper Table 2 speed-ups beside ours from ``mae bench train`` (when the file exists)."""
+def bench_figure(results: PaperResults, bench: BenchTrain | None,
+                 bench_gpu: BenchTrain | None = None) -> Spec:
+    """Paper Table 2 speed-ups beside ours from ``mae bench train`` (when the files exist).
+
+    ``bench`` is the run on this machine (``bench_train.json``), ``bench_gpu`` the committed
+    GPU run (``bench_train_gpu.json``); each present file adds one bar series.
+    """
     entry = results.get("table2_wall_clock")
     paper: dict[str, dict[int, float]] = {}
     for row in entry.rows:
@@ -477,7 +573,9 @@ def bench_figure(results: PaperResults, bench: BenchTrain | None) -> Spec:
         model = str(row["encoder"]).split(",")[0].strip()
         paper.setdefault(model, {})[int(row["dec_depth"])] = float(row["speedup"])  # type: ignore[arg-type]
     ours = bench.speedups() if bench is not None else {}
-    depths = sorted({d for m in paper.values() for d in m} | set(ours), reverse=True)
+    ours_gpu = bench_gpu.speedups() if bench_gpu is not None else {}
+    depths = sorted({d for m in paper.values() for d in m} | set(ours) | set(ours_gpu),
+                    reverse=True)
     cats = [f"decoder depth {d}" for d in depths]
     data = []
     for model, color in zip(paper, (FT_COLOR, "#1d3f73")):
@@ -491,22 +589,27 @@ def bench_figure(results: PaperResults, bench: BenchTrain | None) -> Spec:
         })
     notes = ["Speed-up = pre-training time of the encoder with mask tokens ÷ time of the MAE "
              "encoder (visible patches only), same decoder depth."]
-    if bench is not None:
-        xs = [f"decoder depth {d}" for d in depths if d in ours]
-        ys = [ours[d] for d in depths if d in ours]
-        label = bench.label()
+    if bench is not None or bench_gpu is not None:
+        notes.append("Our models are far smaller than the paper's ViT-L/H on 128 TPUs: compare "
+                     "the trend, not the value.")
+    for run, speedups, color, edge in ((bench, ours, OURS_COLOR, "#0b5f49"),
+                                       (bench_gpu, ours_gpu, OURS_COLOR_2, "#5b2a78")):
+        if run is None:
+            continue
+        xs = [f"decoder depth {d}" for d in depths if d in speedups]
+        ys = [speedups[d] for d in depths if d in speedups]
+        label = run.label()
         data.append({
             "type": "bar", "name": label, "x": xs, "y": ys,
-            "marker": {"color": OURS_COLOR, "pattern": {"shape": ".", "fgcolor": "#0b5f49",
-                                                        "solidity": 0.2}},
+            "marker": {"color": color, "pattern": {"shape": ".", "fgcolor": edge,
+                                                   "solidity": 0.2}},
             "text": [f"{v:.2f}×" for v in ys], "textposition": "outside", "cliponaxis": False,
             "hovertemplate": f"{label}<br>%{{x}}: %{{y:.2f}}× <extra>mae bench train</extra>",
         })
-        when = bench.meta.get("date")
-        notes.append(f"Ours measured by mae bench train{' on ' + str(when) if when else ''}"
-                     f" ({label[6:]}; torch {bench.meta.get('torch', '?')}). A small model on "
-                     "this machine is not the paper's ViT-L/H on TPUs: compare the trend, not "
-                     "the value.")
+        when = run.meta.get("date")
+        command = "mae bench train" if run is bench else "mae bench train --device cuda"
+        notes.append(f"Ours measured by {command}{' on ' + _fmt_date(when) if when else ''}"
+                     f" ({label[6:]}; torch {run.meta.get('torch', '?')}).")
     all_y = [y for t in data for y in t["y"]] or [1.0]
     layout = _base_layout(
         height=400, barmode="group",
@@ -517,11 +620,334 @@ def bench_figure(results: PaperResults, bench: BenchTrain | None) -> Spec:
                  "y1": 1, "line": {"color": "#888", "width": 1, "dash": "dot"}}],
     )
     downloads = _result_downloads("table2_wall_clock")
+    if bench_gpu is not None:
+        downloads = [{"label": "ours GPU CSV", "href": "/api/bench/train_gpu?format=csv"},
+                     {"label": "ours GPU JSON", "href": "/api/bench/train_gpu"}] + downloads
     if bench is not None:
         downloads = [{"label": "ours CSV", "href": "/api/bench/train?format=csv"},
                      {"label": "ours JSON", "href": "/api/bench/train"}] + downloads
     return _spec("bench", "Wall-clock speed-up of the MAE encoder: paper vs. this machine", data,
                  layout, notes=notes, downloads=downloads, source="table2_wall_clock")
+
+
+# -- performance: our benchmark files -------------------------------------------------------
+
+_VIT_SIZES = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
+BATCH_COLORS = (FT_COLOR, LIN_COLOR, OURS_COLOR, OURS_COLOR_2, "#1d3f73", MOCO_COLOR)
+PEER_COLOR = "#8a93a3"
+LATENCY_NAMES = {"bare": "bare library call", "post_json": "POST → JSON (PNG inside)",
+                 "post_jpeg": "POST → JSON (JPEG inside)", "post_png": "POST → PNG"}
+
+
+def short_model(name: str) -> str:
+    """``mae_vit_base_patch16`` -> ``ViT-B/16``; other names unchanged."""
+    match = re.fullmatch(r"mae_vit_([a-z]+)_patch(\d+)", name)
+    if not match or match.group(1) not in _VIT_SIZES:
+        return name
+    return f"ViT-{_VIT_SIZES[match.group(1)]}/{match.group(2)}"
+
+
+def machine_name(meta: dict[str, Any]) -> str:
+    """The GPU's name for a GPU run, else the CPU model, else the device string."""
+    device = str(meta.get("device") or "")
+    if meta.get("gpu") and not device.startswith("cpu"):
+        return str(meta["gpu"])
+    if meta.get("cpu"):
+        return str(meta["cpu"])
+    named = {"cpu": "CPU (model not recorded)", "cuda": "GPU (name not recorded)"}
+    return named.get(device.split(":")[0], device or "a machine not recorded")
+
+
+def _fmt_date(value: Any) -> str:
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if when.tzinfo is not None and when.utcoffset() == timedelta(0):
+        return when.strftime("%Y-%m-%d %H:%M UTC")
+    return when.strftime("%Y-%m-%d %H:%M") if (when.hour or when.minute) else str(value)
+
+
+_FACTS: tuple[tuple[str, str, Any], ...] = (
+    ("date", "date", _fmt_date),
+    ("gpu", "GPU", str),
+    ("cpu", "CPU", str),
+    ("device", "device", str),
+    ("torch", "torch", str),
+    ("torch_threads", "threads", str),
+    ("torch_threads_bare", "threads", str),
+    ("python", "python", str),
+    ("machine", "machine", str),
+    ("model", "model", short_model),
+    ("img_size", "image", "{} px".format),
+    ("batch_size", "batch", str),
+    ("amp_bf16", "bf16 autocast", lambda v: "yes" if v else "no"),
+    ("matmul_gflops", "matmul ceiling", lambda v: f"{float(v):,.0f} GFLOP/s"),
+    ("peer", "peer", str),
+    ("checkpoint", "checkpoint", str),
+    ("batch_window_ms", "batching window", "{} ms".format),
+    ("load_average", "load average",
+     lambda v: " / ".join(f"{float(x):.2f}" for x in v) if isinstance(v, list) else str(v)),
+)
+
+
+def machine_facts(meta: dict[str, Any]) -> list[dict[str, str]]:
+    """What ran where, as label/value pairs in a fixed order (only keys the file has)."""
+    out = []
+    for key, label, fmt in _FACTS:
+        value = meta.get(key)
+        if value is None or value == "" or value == []:
+            continue
+        try:
+            text = fmt(value)
+        except (TypeError, ValueError):
+            text = str(value)
+        out.append({"key": key, "label": label, "value": text})
+    return out
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _log_range(values: list[float], below: float = 0.5, above: float = 3.0) -> list[float]:
+    positive = [v for v in values if v > 0] or [1.0]
+    return [math.log10(min(positive) * below), math.log10(max(positive) * above)]
+
+
+def _bench_downloads(name: str) -> list[dict[str, str]]:
+    return [{"label": "CSV", "href": f"/api/bench/{name}?format=csv"},
+            {"label": "JSON", "href": f"/api/bench/{name}"}]
+
+
+def _ran_on(meta: dict[str, Any], command: str) -> str:
+    when = f" on {_fmt_date(meta['date'])}" if meta.get("date") else ""
+    torch = f", torch {meta['torch']}" if meta.get("torch") else ""
+    return f"Measured by {command}{when} ({machine_name(meta)}{torch})."
+
+
+def infer_figure(bench: BenchInfer, fig_id: str, name: str) -> Spec:
+    """Images/s per model, one bar per batch size (log scale), from ``mae bench infer``."""
+    models = list(dict.fromkeys(r.model for r in bench.rows))
+    batches = sorted({r.batch_size for r in bench.rows})
+    data = []
+    for i, batch in enumerate(batches):
+        rows = [r for r in bench.rows if r.batch_size == batch]
+        data.append({
+            "type": "bar", "name": f"batch {batch}", "x": [short_model(r.model) for r in rows],
+            "y": [r.images_per_s for r in rows],
+            "marker": {"color": BATCH_COLORS[i % len(BATCH_COLORS)]},
+            "text": [_rate(r.images_per_s) for r in rows], "textposition": "outside",
+            "cliponaxis": False,
+            "customdata": [[r.ms_per_batch, "–" if r.fraction_of_matmul is None else
+                            f"{100 * r.fraction_of_matmul:.1f}%"] for r in rows],
+            "hovertemplate": f"%{{x}}, batch {batch}<br>%{{y:,.1f}} images/s · "
+                             "%{customdata[0]:.1f} ms per batch<br>%{customdata[1]} of the "
+                             "matmul ceiling<extra>mae bench infer</extra>",
+        })
+    layout = _base_layout(
+        height=360, barmode="group",
+        xaxis={"type": "category", "categoryorder": "array",
+               "categoryarray": [short_model(m) for m in models], "title": {"text": "model"}},
+        yaxis={"type": "log", "title": {"text": "images / s (log scale)"},
+               "range": _log_range([r.images_per_s for r in bench.rows]),
+               "gridcolor": "#e6e8ee"},
+    )
+    meta = bench.meta
+    notes = [_ran_on(meta, "mae bench infer") + " One reconstruction = encoder on the visible "
+             "patches + decoder, at " + str(meta.get("img_size", "?")) + " px, mask ratio "
+             + str(meta.get("mask_ratio", "?")) + "."]
+    if meta.get("matmul_gflops"):
+        notes.append(f"% of the matmul ceiling = achieved GFLOP/s ÷ the "
+                     f"{float(meta['matmul_gflops']):,.0f} GFLOP/s a large matmul reached in the "
+                     "same run on the same device.")
+    title = f"Reconstruction throughput on {machine_name(meta)}"
+    return _spec(fig_id, title, data, layout, notes=notes, downloads=_bench_downloads(name))
+
+
+def peer_figure(bench: BenchPeer) -> Spec:
+    """Ours vs Hugging Face transformers images/s per model, mode and batch size."""
+    xs = [[short_model(r.model) for r in bench.rows],
+          [f"{'infer' if r.mode == 'inference' else 'train'} b{r.batch_size}"
+           for r in bench.rows]]
+    peer_name = "Hugging Face transformers"
+    data = [
+        {"type": "bar", "name": "MAE Lab (ours)", "x": xs,
+         "y": [r.ours_images_per_s for r in bench.rows], "marker": {"color": OURS_COLOR},
+         "text": ["–" if r.speedup is None else f"{r.speedup:.2f}×" for r in bench.rows],
+         "textposition": "outside", "cliponaxis": False,
+         "hovertemplate": "ours: %{y:,.1f} images/s<br>speed-up over the peer: %{text}"
+                          "<extra>mae bench peer</extra>"},
+        {"type": "bar", "name": peer_name, "x": xs,
+         "y": [r.peer_images_per_s for r in bench.rows], "marker": {"color": PEER_COLOR},
+         "hovertemplate": "transformers: %{y:,.1f} images/s<extra>mae bench peer</extra>"},
+    ]
+    values = [r.ours_images_per_s for r in bench.rows] + [r.peer_images_per_s for r in bench.rows]
+    layout = _base_layout(
+        height=380, barmode="group",
+        xaxis={"type": "multicategory"},
+        yaxis={"type": "log", "title": {"text": "images / s (log scale)"},
+               "range": _log_range(values), "gridcolor": "#e6e8ee"},
+    )
+    meta = bench.meta
+    notes = [_ran_on(meta, "mae bench peer") + " Labels on our bars: speed-up = peer time ÷ our "
+             "time for the same batch, weights and masks, timed interleaved in one run.",
+             "max |diff| (table) is the largest absolute difference between the two models' "
+             "predicted patches in inference; training rows compare speed only."]
+    if meta.get("peer"):
+        notes.append(f"Peer: {meta['peer']}.")
+    return _spec("perf-peer", f"MAE Lab vs {peer_name} on {machine_name(meta)}", data, layout,
+                 notes=notes, downloads=_bench_downloads("peer"))
+
+
+def _latency_order(serve: ServeLatency) -> list[str]:
+    known = [k for k in LATENCY_NAMES if k in serve.latency]
+    return known + [k for k in serve.latency if k not in LATENCY_NAMES]
+
+
+def latency_figure(serve: ServeLatency) -> Spec:
+    """p50 latency per request path with the p90 as the top of an error bar."""
+    keys = _latency_order(serve)
+    stats = [serve.latency[k] for k in keys]
+    p50 = [s.p50_ms for s in stats]
+    up = [max(0.0, s.p90_ms - s.p50_ms) if s.p90_ms is not None else 0.0 for s in stats]
+    data = [{
+        "type": "bar", "name": "p50", "x": [LATENCY_NAMES.get(k, k) for k in keys], "y": p50,
+        "marker": {"color": [REF_COLOR if k == "bare" else FT_COLOR for k in keys]},
+        "error_y": {"type": "data", "symmetric": False, "array": up,
+                    "arrayminus": [0.0] * len(up), "color": "#1d3f73", "thickness": 1.5,
+                    "width": 8},
+        "text": [f"{v:.0f} ms" for v in p50], "textposition": "inside",
+        "insidetextanchor": "end", "textfont": {"color": "#ffffff"},
+        "customdata": [["–" if s.p90_ms is None else f"{s.p90_ms:.1f}",
+                        "–" if s.n is None else str(s.n)] for s in stats],
+        "hovertemplate": "%{x}<br>p50 %{y:.1f} ms · p90 %{customdata[0]} ms "
+                         "(n = %{customdata[1]})<extra>python -m app.bench</extra>",
+    }]
+    layout = _base_layout(
+        height=360, showlegend=False,
+        xaxis={"type": "category"},
+        yaxis={"title": {"text": "ms per request (p50; whisker to p90)"}, "rangemode": "tozero",
+               "gridcolor": "#e6e8ee"},
+    )
+    meta = serve.meta
+    notes = [_ran_on(meta, "python -m app.bench") + " Bars: median latency; whiskers reach the "
+             "90th percentile. The bare call is the library without HTTP."]
+    if serve.overhead_p50_ms is not None:
+        notes.append(f"Overhead of the service over the bare call at p50: "
+                     f"{serve.overhead_p50_ms:+.1f} ms.")
+    if serve.server_peak_rss_mb is not None:
+        notes.append(f"Peak resident memory of the server process: "
+                     f"{serve.server_peak_rss_mb:,.0f} MB.")
+    return _spec("perf-latency", f"Request latency of mae serve on {machine_name(meta)}", data,
+                 layout, notes=notes, downloads=_bench_downloads("serve_latency"))
+
+
+def throughput_figure(serve: ServeLatency) -> Spec | None:
+    """Images/s against concurrent clients with dynamic batching on and off (None: no sweep)."""
+    if not serve.throughput:
+        return None
+    clients = sorted({r.clients for r in serve.throughput})
+    data = []
+    for batching, label, color, dash in ((True, "batching on", OURS_COLOR, "solid"),
+                                         (False, "batching off", PEER_COLOR, "dash")):
+        rows = sorted((r for r in serve.throughput if r.batching is batching),
+                      key=lambda r: r.clients)
+        if not rows:
+            continue
+        data.append({
+            "type": "scatter", "mode": "lines+markers+text", "name": label,
+            "x": [str(r.clients) for r in rows], "y": [r.images_per_s for r in rows],
+            "line": {"color": color, "width": 2.5, "dash": dash},
+            "marker": {"color": color, "size": 9},
+            "text": [_rate(r.images_per_s) for r in rows], "textposition": "top center",
+            "textfont": {"color": color, "size": 11}, "cliponaxis": False,
+            "customdata": [["–" if r.mean_batch_size is None else f"{r.mean_batch_size:.1f}",
+                            "–" if r.speedup_vs_no_batching is None else
+                            f"{r.speedup_vs_no_batching:.2f}×"] for r in rows],
+            "hovertemplate": f"{label}, %{{x}} clients<br>%{{y:.1f}} images/s · mean batch "
+                             "%{customdata[0]}<br>vs no batching: %{customdata[1]}"
+                             "<extra>python -m app.bench</extra>",
+        })
+    top = max(r.images_per_s for r in serve.throughput) or 1.0
+    layout = _base_layout(
+        height=360,
+        xaxis={"type": "category", "categoryorder": "array",
+               "categoryarray": [str(c) for c in clients],
+               "title": {"text": "concurrent clients"}},
+        yaxis={"title": {"text": "images / s (from 0)"}, "range": [0, top * 1.25],
+               "gridcolor": "#e6e8ee"},
+    )
+    notes = ["Each point: the same number of requests sent by that many concurrent clients to "
+             "one server, with the dynamic batcher on or off."]
+    return _spec("perf-throughput", f"Server throughput on {machine_name(serve.meta)}", data,
+                 layout, notes=notes, downloads=_bench_downloads("serve_latency"))
+
+
+def _table(columns: list[tuple[str, str, bool]], rows: list[dict[str, Any]],
+           formats: dict[str, Any]) -> dict[str, Any]:
+    """A sortable table view (the shape ``heat_table`` returns) of plain rows, unshaded."""
+    header = [{"key": k, "label": label, "unit": None, "numeric": numeric}
+              for k, label, numeric in columns]
+    body = []
+    for row in rows:
+        cells = []
+        for key, _, numeric in columns:
+            value = row.get(key)
+            text = "–" if value is None else formats.get(key, _fmt)(value)
+            sort = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                else ("" if value is None else str(value))
+            cells.append({"text": text, "sort": sort, "numeric": numeric, "style": ""})
+        body.append({"cells": cells, "lower_is_better": False})
+    return {"name": None, "header": header, "body": body, "footer": [], "heat": None}
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%" if value >= 0.001 else f"{100 * value:.2g}%"
+
+
+def infer_table(bench: BenchInfer) -> dict[str, Any]:
+    rows = [r.model_dump() for r in bench.rows]
+    return _table([("model", "model", False), ("batch_size", "batch", True),
+                   ("ms_per_batch", "ms / batch", True), ("images_per_s", "images / s", True),
+                   ("gflops_per_s", "GFLOP/s", True),
+                   ("fraction_of_matmul", "% of matmul ceiling", True)], rows,
+                  {"model": short_model, "batch_size": str, "ms_per_batch": "{:.1f}".format,
+                   "images_per_s": _rate, "gflops_per_s": "{:,.0f}".format,
+                   "fraction_of_matmul": _pct})
+
+
+def peer_table(bench: BenchPeer) -> dict[str, Any]:
+    rows = [r.model_dump() for r in bench.rows]
+    return _table([("model", "model", False), ("mode", "mode", False),
+                   ("batch_size", "batch", True), ("ours_images_per_s", "ours images / s", True),
+                   ("peer_images_per_s", "transformers images / s", True),
+                   ("speedup", "speed-up", True), ("max_abs_diff", "max |diff|", True)], rows,
+                  {"model": short_model, "batch_size": str, "ours_images_per_s": _rate,
+                   "peer_images_per_s": _rate, "speedup": "{:.2f}×".format,
+                   "max_abs_diff": "{:.1e}".format})
+
+
+def latency_table(serve: ServeLatency) -> dict[str, Any]:
+    rows = [{"path": LATENCY_NAMES.get(k, k), **serve.latency[k].model_dump()}
+            for k in _latency_order(serve)]
+    ms = "{:.1f}".format
+    return _table([("path", "request", False), ("p50_ms", "p50 ms", True),
+                   ("p90_ms", "p90 ms", True), ("mean_ms", "mean ms", True),
+                   ("min_ms", "min ms", True), ("n", "n", True)], rows,
+                  {"p50_ms": ms, "p90_ms": ms, "mean_ms": ms, "min_ms": ms, "n": str})
+
+
+def throughput_table(serve: ServeLatency) -> dict[str, Any]:
+    rows = [r.model_dump() for r in sorted(serve.throughput,
+                                           key=lambda r: (not r.batching, r.clients))]
+    return _table([("batching", "batching", False), ("clients", "clients", True),
+                   ("requests", "requests", True), ("images_per_s", "images / s", True),
+                   ("mean_batch_size", "mean batch", True), ("max_batch_size", "max batch", True),
+                   ("speedup_vs_no_batching", "vs no batching", True)], rows,
+                  {"batching": lambda v: "on" if v else "off", "clients": str, "requests": str,
+                   "images_per_s": _rate, "mean_batch_size": "{:.1f}".format,
+                   "max_batch_size": str, "speedup_vs_no_batching": "{:.2f}×".format})
 
 
 # -- small-scale ablations -------------------------------------------------------------------

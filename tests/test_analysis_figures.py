@@ -8,12 +8,23 @@ import pytest
 
 from app.analysis_figures import (
     AblationResult,
+    BenchInfer,
+    BenchPeer,
     BenchTrain,
+    ServeLatency,
     ablation_figure,
     bench_figure,
     heat_table,
+    infer_figure,
+    infer_table,
+    latency_figure,
+    machine_facts,
     paper_figures,
+    peer_figure,
+    peer_table,
     run_figures,
+    short_model,
+    throughput_figure,
 )
 from app.paper_results import paper_results
 
@@ -225,3 +236,122 @@ def test_heat_tables():
     t2 = heat_table(results.get("table2_wall_clock"))
     assert "hours_estimated" not in [h["key"] for h in t2["header"]]
     assert t2["body"][3]["cells"][3]["text"] == "119.6†"
+
+
+# -- performance figures from committed benchmark files ----------------------------------------
+
+INFER = {
+    "meta": {"date": "2025-01-01T10:00:00+00:00", "cpu": "Test CPU x2", "torch": "2.14",
+             "device": "cpu", "matmul_gflops": 180.0},
+    "rows": [
+        {"model": "mae_vit_tiny_patch16", "batch_size": 1, "ms_per_batch": 14.0,
+         "images_per_s": 71.4, "gflops_per_s": 75.0, "fraction_of_matmul": 0.41},
+        {"model": "mae_vit_tiny_patch16", "batch_size": 16, "ms_per_batch": 128.0,
+         "images_per_s": 125.0, "gflops_per_s": 131.0, "fraction_of_matmul": 0.72},
+        {"model": "mae_vit_base_patch16", "batch_size": 1, "ms_per_batch": 156.0,
+         "images_per_s": 6.4, "gflops_per_s": 126.0, "fraction_of_matmul": 0.69},
+    ],
+}
+PEER = {
+    "meta": {"date": "2025-01-01", "cpu": "Test CPU x2", "torch": "2.14", "peer": "transformers"},
+    "rows": [
+        {"model": "mae_vit_base_patch16", "mode": "inference", "batch_size": 1,
+         "ours_images_per_s": 7.0, "peer_images_per_s": 5.0, "speedup": 1.4,
+         "max_abs_diff": 2e-5},
+        {"model": "mae_vit_base_patch16", "mode": "train", "batch_size": 8,
+         "ours_images_per_s": 2.0, "peer_images_per_s": 1.6, "speedup": 1.25,
+         "max_abs_diff": None},
+    ],
+}
+SERVE = {
+    "torch": "2.14", "device": "cpu", "machine": "x86_64",
+    "latency": {"post_png": {"p50_ms": 75.0, "p90_ms": 90.0, "mean_ms": 80.0, "min_ms": 60.0,
+                             "n": 30},
+                "bare": {"p50_ms": 50.0, "p90_ms": 70.0, "mean_ms": 55.0, "min_ms": 40.0,
+                         "n": 30}},
+    "overhead_p50_ms": 25.0,
+    "throughput": [{"batching": b, "clients": c, "requests": 48, "images_per_s": ips}
+                   for b, c, ips in ((True, 16, 30.0), (True, 1, 5.0), (True, 4, 15.0),
+                                     (False, 1, 8.0), (False, 4, 5.0), (False, 16, 6.0))],
+}
+
+
+def test_infer_figure_bars_per_batch_size_on_a_log_axis():
+    spec = infer_figure(BenchInfer.model_validate(INFER), "perf-infer", "infer")
+    assert [t["name"] for t in spec["data"]] == ["batch 1", "batch 16"]
+    assert [points(t) for t in spec["data"]] == [2, 1]
+    assert spec["data"][0]["x"] == ["ViT-Ti/16", "ViT-B/16"]
+    assert spec["layout"]["yaxis"]["type"] == "log"
+    assert "Test CPU x2" in spec["title"] and "2025-01-01 10:00 UTC" in spec["notes"][0]
+    assert {d["href"] for d in spec["downloads"]} == {"/api/bench/infer",
+                                                      "/api/bench/infer?format=csv"}
+    json.dumps(spec, allow_nan=False)
+    table = infer_table(BenchInfer.model_validate(INFER))
+    assert table["header"][-1]["label"] == "% of matmul ceiling"
+    assert [c["text"] for c in table["body"][0]["cells"]] == ["ViT-Ti/16", "1", "14.0", "71.4",
+                                                              "75", "41.0%"]
+
+
+def test_peer_figure_ours_beside_transformers():
+    bench = BenchPeer.model_validate(PEER)
+    spec = peer_figure(bench)
+    ours, peer = spec["data"]
+    assert [points(ours), points(peer)] == [2, 2]
+    assert ours["y"] == [7.0, 2.0] and peer["y"] == [5.0, 1.6]
+    assert ours["text"] == ["1.40×", "1.25×"]
+    assert ours["x"] == [["ViT-B/16", "ViT-B/16"], ["infer b1", "train b8"]]
+    texts = [[c["text"] for c in row["cells"]] for row in peer_table(bench)["body"]]
+    assert texts[0][-2:] == ["1.40×", "2.0e-05"] and texts[1][-1] == "–"
+
+
+def test_latency_figure_p50_bars_with_p90_whiskers_and_throughput_sweep():
+    serve = ServeLatency.model_validate(SERVE)
+    spec = latency_figure(serve)
+    (bars,) = spec["data"]
+    assert bars["y"] == [50.0, 75.0]  # known paths in a fixed order: bare first
+    assert bars["error_y"]["array"] == [20.0, 15.0] and bars["error_y"]["arrayminus"] == [0, 0]
+    assert any("+25.0 ms" in n for n in spec["notes"])
+    assert not any("resident memory" in n for n in spec["notes"])  # absent key, no number
+    tp = throughput_figure(serve)
+    assert [t["name"] for t in tp["data"]] == ["batching on", "batching off"]
+    assert [t["x"] for t in tp["data"]] == [["1", "4", "16"]] * 2
+    assert tp["data"][0]["y"] == [5.0, 15.0, 30.0]
+    old = ServeLatency.model_validate({k: v for k, v in SERVE.items() if k != "throughput"})
+    assert throughput_figure(old) is None
+
+
+def test_malformed_performance_files_do_not_validate():
+    with pytest.raises(ValueError):
+        BenchInfer.model_validate({"meta": {}, "rows": []})
+    with pytest.raises(ValueError):
+        BenchPeer.model_validate({"rows": [{**PEER["rows"][0], "mode": "sideways"}]})
+    with pytest.raises(ValueError):
+        ServeLatency.model_validate({"latency": {}})
+
+
+def test_machine_facts_and_model_names():
+    facts = machine_facts({"date": "2025-01-01T00:10:00+00:00", "gpu": "NVIDIA H200",
+                           "cpu": "Xeon", "torch": "2.11", "matmul_gflops": 721949.4})
+    assert [(f["label"], f["value"]) for f in facts] == [
+        ("date", "2025-01-01 00:10 UTC"), ("GPU", "NVIDIA H200"), ("CPU", "Xeon"),
+        ("torch", "2.11"), ("matmul ceiling", "721,949 GFLOP/s")]
+    assert short_model("mae_vit_large_patch16") == "ViT-L/16"
+    assert short_model("custom") == "custom"
+
+
+def test_bench_figure_draws_the_gpu_run_beside_the_cpu_one():
+    gpu = {"meta": {"device": "cuda", "gpu": "NVIDIA H200", "cpu": "Xeon", "torch": "2.11",
+                    "date": "2025-01-02"},
+           "rows": [{"encoder": "visible-only", "decoder_depth": 8, "step_s": 0.1,
+                     "images_per_s": 700.0, "speedup": 0.98},
+                    {"encoder": "visible-only", "decoder_depth": 1, "step_s": 0.07,
+                     "images_per_s": 890.0, "speedup": 1.25}]}
+    spec = bench_figure(paper_results(), BenchTrain.model_validate(BENCH),
+                        BenchTrain.model_validate(gpu))
+    assert [points(t) for t in spec["data"]] == [2, 2, 2, 2]
+    assert "NVIDIA H200" in spec["data"][3]["name"] and "Xeon" not in spec["data"][3]["name"]
+    assert "Test CPU x2" in spec["data"][2]["name"]
+    assert any("--device cuda" in n and "2025-01-02" in n for n in spec["notes"])
+    assert {"/api/bench/train", "/api/bench/train_gpu"} <= {d["href"] for d in spec["downloads"]}
+    only_gpu = bench_figure(paper_results(), None, BenchTrain.model_validate(gpu))
+    assert [points(t) for t in only_gpu["data"]] == [2, 2, 2]

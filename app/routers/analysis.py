@@ -6,7 +6,8 @@ REST:
     ``GET /api/runs``, ``GET /api/runs/{id}``, ``GET /api/runs/{id}/metrics`` (``since_step``,
     ``format``), ``GET /api/runs/{id}/snapshots``, ``GET /api/runs/{id}/snapshots/{step}``,
     ``GET /api/runs/{id}/figures``, ``GET /api/analysis/figures`` (the plotly specs the page
-    draws), ``GET /api/bench/train``, ``GET /api/ablations``, ``GET /api/ablations/{factor}``.
+    draws), ``GET /api/bench/train``, ``GET /api/bench/{name}`` (the other committed benchmark
+    files), ``GET /api/ablations``, ``GET /api/ablations/{factor}``.
 
 Files are found through the app settings (``runs_dir``, ``bench_dir``/``bench_train_file`` when
 the settings object has them) or ``MAE_RUNS_DIR`` / ``MAE_BENCH_DIR`` with the repository's
@@ -21,7 +22,7 @@ import io
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -42,12 +43,24 @@ from ..analysis_figures import (
     ABLATION_FACTORS,
     ABLATION_TITLES,
     AblationResult,
+    BenchInfer,
+    BenchPeer,
     BenchTrain,
+    ServeLatency,
     ablation_figure,
     bench_figure,
     heat_table,
+    infer_figure,
+    infer_table,
+    latency_figure,
+    latency_table,
+    machine_facts,
     paper_figures,
+    peer_figure,
+    peer_table,
     run_figures,
+    throughput_figure,
+    throughput_table,
 )
 from ..paper_results import PaperResults, paper_results
 from ..schemas import ErrorResponse
@@ -71,6 +84,28 @@ HEAT_TABLES = (
     ("table13", "table13_robustness"),
 )
 Format = Literal["json", "csv"]
+
+
+class BenchFile(NamedTuple):
+    """A committed benchmark file: where it lives in the bench folder and what writes it."""
+
+    filename: str
+    model: type
+    command: str
+
+
+# name in /api/bench/{name} -> file; "train" (bench_train.json) has its own setting and route
+BENCH_FILES: dict[str, BenchFile] = {
+    "train_gpu": BenchFile("bench_train_gpu.json", BenchTrain,
+                           "mae bench train --device cuda --output bench-results/"
+                           "bench_train_gpu.json"),
+    "infer": BenchFile("bench_infer.json", BenchInfer, "mae bench infer"),
+    "infer_gpu": BenchFile("bench_infer_gpu.json", BenchInfer,
+                           "mae bench infer --device cuda --output bench-results/"
+                           "bench_infer_gpu.json"),
+    "peer": BenchFile("bench_peer.json", BenchPeer, "mae bench peer"),
+    "serve_latency": BenchFile("serve_latency.json", ServeLatency, "python -m app.bench"),
+}
 
 
 # -- where files live ------------------------------------------------------------------------
@@ -117,6 +152,12 @@ def _load_result(path: Path, model: type, command: str) -> tuple[Any, str | None
 def load_bench(path: Path) -> tuple[BenchTrain | None, str | None]:
     """The benchmark file, or ``(None, reason)`` when it is absent or malformed."""
     return _load_result(path, BenchTrain, "mae bench train")
+
+
+def load_bench_file(request: Request, name: str) -> tuple[Any, str | None]:
+    """One of ``BENCH_FILES`` from the bench folder, or ``(None, reason)``."""
+    spec = BENCH_FILES[name]
+    return _load_result(bench_dir(request) / spec.filename, spec.model, spec.command.split(" --")[0])
 
 
 def load_ablation(folder: Path, factor: str) -> tuple[AblationResult | None, str | None]:
@@ -171,8 +212,9 @@ def page_figures(request: Request, results: PaperResults,
                  run: RunInfo | None = None) -> dict[str, Any]:
     """Every plotly spec the page draws, keyed by figure id, plus the state of "ours" files."""
     bench, bench_error = load_bench(bench_train_file(request))
+    bench_gpu, bench_gpu_error = load_bench_file(request, "train_gpu")
     figures = {f["id"]: f for f in paper_figures(results)}
-    figures["bench"] = bench_figure(results, bench)
+    figures["bench"] = bench_figure(results, bench, bench_gpu)
     ablations: dict[str, dict[str, Any]] = {}
     folder = ablations_dir(request)
     for factor in ABLATION_FACTORS:
@@ -182,13 +224,56 @@ def page_figures(request: Request, results: PaperResults,
         ablations[factor] = {"present": result is not None, "error": error,
                              "figure_id": spec["id"], "title": ABLATION_TITLES[factor],
                              "meta": result.meta if result else None}
+    performance = performance_state(request)
+    for info in performance.values():
+        for spec in info.pop("specs"):
+            figures[spec["id"]] = spec
     if run is not None:
         for spec in run_figures(run.id, read_metrics(run.path)):
             figures[spec["id"]] = spec
+    gpu_file = BENCH_FILES["train_gpu"]
     return {"figures": figures, "bench": {"present": bench is not None, "error": bench_error,
                                           "meta": bench.meta if bench else None,
                                           "path": str(bench_train_file(request))},
-            "ablations": ablations}
+            "bench_gpu": {"present": bench_gpu is not None, "error": bench_gpu_error,
+                          "meta": bench_gpu.meta if bench_gpu else None,
+                          "facts": machine_facts(bench_gpu.meta) if bench_gpu else [],
+                          "path": str(bench_dir(request) / gpu_file.filename),
+                          "command": gpu_file.command},
+            "ablations": ablations, "performance": performance}
+
+
+def performance_state(request: Request) -> dict[str, dict[str, Any]]:
+    """The Performance section: per benchmark file, its state, machine facts, charts and tables.
+
+    A file that is absent or malformed gets no chart, only ``error`` (malformed) and the
+    ``command`` that writes it.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name in ("infer", "infer_gpu", "peer", "serve_latency"):
+        spec = BENCH_FILES[name]
+        result, error = load_bench_file(request, name)
+        specs: list[dict[str, Any]] = []
+        tables: list[dict[str, Any]] = []
+        if isinstance(result, BenchInfer):
+            specs = [infer_figure(result, f"perf-{name.replace('_', '-')}", name)]
+            tables = [{"title": "All rows", "view": infer_table(result)}]
+        elif isinstance(result, BenchPeer):
+            specs = [peer_figure(result)]
+            tables = [{"title": "All rows", "view": peer_table(result)}]
+        elif isinstance(result, ServeLatency):
+            throughput = throughput_figure(result)
+            specs = [latency_figure(result)] + ([throughput] if throughput else [])
+            tables = [{"title": "Latency", "view": latency_table(result)}]
+            if result.throughput:
+                tables.append({"title": "Throughput", "view": throughput_table(result)})
+        meta = result.meta if result is not None else None
+        out[name] = {"present": result is not None, "error": error,
+                     "facts": machine_facts(meta) if meta else [],
+                     "figure_ids": [f["id"] for f in specs], "specs": specs, "tables": tables,
+                     "path": str(bench_dir(request) / spec.filename), "command": spec.command,
+                     "json_url": f"/api/bench/{name}"}
+    return out
 
 
 # -- page -------------------------------------------------------------------------------------
@@ -216,6 +301,8 @@ def analysis_page(request: Request, run: str | None = None) -> HTMLResponse:
         "figures_json": _json_script(state["figures"]),
         "page_config_json": _json_script(page_config),
         "bench": state["bench"],
+        "bench_gpu": state["bench_gpu"],
+        "performance": state["performance"],
         "ablations": state["ablations"],
         "tables": tables,
         "table2_view": heat_table(results.get("table2_wall_clock")),
@@ -224,6 +311,7 @@ def analysis_page(request: Request, run: str | None = None) -> HTMLResponse:
         "run_state": run_state,
         "runs_dir": str(runs_root(request)),
         "ablations_dir": str(ablations_dir(request)),
+        "bench_dir": str(bench_dir(request)),
     })
 
 
@@ -333,6 +421,32 @@ def bench_train(request: Request, format: Format = "json") -> Any:
         rows = [{**bench.meta, **r.model_dump()} for r in bench.rows]
         return _csv_response(rows, "bench_train.csv")
     return bench.model_dump(mode="json")
+
+
+@router.get("/api/bench/{name}", responses=NOT_FOUND,
+            summary="One committed benchmark file: train_gpu, infer, infer_gpu, peer, "
+                    "serve_latency (404 until it exists)")
+def bench_file(request: Request, name: str, format: Format = "json") -> Any:
+    if name not in BENCH_FILES:
+        raise HTTPException(404, f"unknown benchmark {name!r}; known: train, "
+                                 f"{', '.join(BENCH_FILES)}")
+    result, error = load_bench_file(request, name)
+    if error:
+        raise HTTPException(422, error)
+    spec = BENCH_FILES[name]
+    if result is None:
+        raise HTTPException(404, f"no benchmark at {bench_dir(request) / spec.filename}; run "
+                                 f"`{spec.command}` to produce it")
+    if format == "csv":
+        if isinstance(result, ServeLatency):
+            rows = [{"kind": "latency", "path": k, **v.model_dump()}
+                    for k, v in result.latency.items()]
+            rows += [{"kind": "throughput", **r.model_dump()} for r in result.throughput]
+            rows = [{**result.meta, **r} for r in rows]
+        else:
+            rows = [{**result.meta, **r.model_dump()} for r in result.rows]
+        return _csv_response(rows, f"{spec.filename.removesuffix('.json')}.csv")
+    return result.model_dump(mode="json")
 
 
 @router.get("/api/ablations", summary="Which small-scale ablation results exist")
