@@ -635,8 +635,8 @@ def bench_figure(results: PaperResults, bench: BenchTrain | None,
 _VIT_SIZES = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
 BATCH_COLORS = (FT_COLOR, LIN_COLOR, OURS_COLOR, OURS_COLOR_2, "#1d3f73", MOCO_COLOR)
 PEER_COLOR = "#8a93a3"
-LATENCY_NAMES = {"bare": "bare library call", "post_json": "POST → JSON (PNG inside)",
-                 "post_jpeg": "POST → JSON (JPEG inside)", "post_png": "POST → PNG"}
+LATENCY_NAMES = {"bare": "bare call", "post_json": "JSON + PNG", "post_jpeg": "JSON + JPEG",
+                 "post_png": "PNG"}
 
 
 def short_model(name: str) -> str:
@@ -751,12 +751,14 @@ def infer_figure(bench: BenchInfer, fig_id: str, name: str) -> Spec:
                "categoryarray": [short_model(m) for m in models], "title": {"text": "model"}},
         yaxis={"type": "log", "title": {"text": "images / s (log scale)"},
                "range": _log_range([r.images_per_s for r in bench.rows]),
-               "gridcolor": "#e6e8ee"},
+               "dtick": 1, "gridcolor": "#e6e8ee"},
     )
     meta = bench.meta
+    setting = ", ".join(f.format(meta[k]) for k, f in (("img_size", "{} px"),
+                                                        ("mask_ratio", "mask ratio {}"))
+                        if meta.get(k) is not None)
     notes = [_ran_on(meta, "mae bench infer") + " One reconstruction = encoder on the visible "
-             "patches + decoder, at " + str(meta.get("img_size", "?")) + " px, mask ratio "
-             + str(meta.get("mask_ratio", "?")) + "."]
+             "patches + decoder" + (f", at {setting}." if setting else ".")]
     if meta.get("matmul_gflops"):
         notes.append(f"% of the matmul ceiling = achieved GFLOP/s ÷ the "
                      f"{float(meta['matmul_gflops']):,.0f} GFLOP/s a large matmul reached in the "
@@ -787,7 +789,7 @@ def peer_figure(bench: BenchPeer) -> Spec:
         height=380, barmode="group",
         xaxis={"type": "multicategory"},
         yaxis={"type": "log", "title": {"text": "images / s (log scale)"},
-               "range": _log_range(values), "gridcolor": "#e6e8ee"},
+               "range": _log_range(values), "dtick": 1, "gridcolor": "#e6e8ee"},
     )
     meta = bench.meta
     notes = [_ran_on(meta, "mae bench peer") + " Labels on our bars: speed-up = peer time ÷ our "
@@ -826,7 +828,8 @@ def latency_figure(serve: ServeLatency) -> Spec:
     }]
     layout = _base_layout(
         height=360, showlegend=False,
-        xaxis={"type": "category"},
+        xaxis={"type": "category",
+               "title": {"text": "library call, or POST /reconstruct answering with …"}},
         yaxis={"title": {"text": "ms per request (p50; whisker to p90)"}, "rangemode": "tozero",
                "gridcolor": "#e6e8ee"},
     )
@@ -925,7 +928,7 @@ def peer_table(bench: BenchPeer) -> dict[str, Any]:
                    ("speedup", "speed-up", True), ("max_abs_diff", "max |diff|", True)], rows,
                   {"model": short_model, "batch_size": str, "ours_images_per_s": _rate,
                    "peer_images_per_s": _rate, "speedup": "{:.2f}×".format,
-                   "max_abs_diff": "{:.1e}".format})
+                   "max_abs_diff": lambda v: "0" if v == 0 else f"{v:.1e}"})
 
 
 def latency_table(serve: ServeLatency) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import pytest
 
-from test_analysis_api import PAGE_FIGURES, RUN_FIGURES, snapshot_png, write_ours
+from test_analysis_api import PAGE_FIGURES, PERF_FIGURES, RUN_FIGURES, snapshot_png, write_ours
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -100,7 +100,7 @@ def test_analysis_page_draws_every_chart(tmp_path, monkeypatch):
     from app import Settings, create_app
 
     app = create_app(Settings(checkpoint_dir=tmp_path / "ckpts"))
-    expected = PAGE_FIGURES + RUN_FIGURES
+    expected = PAGE_FIGURES + PERF_FIGURES + RUN_FIGURES
     ARTIFACTS.mkdir(exist_ok=True)
 
     with serve(app) as base_url, browser_page(base_url) as (page, outside, errors):
@@ -122,7 +122,19 @@ def test_analysis_page_draws_every_chart(tmp_path, monkeypatch):
         assert page.locator('#figure5 .modebar-btn[data-title="Download plot as SVG"]').count() == 1
         assert page.locator('#figure5 .modebar-btn[data-title^="Download plot as"]').count() == 2
 
+        # performance: 2 models x 2 batch sizes of bars, p50 bars with p90 whiskers, the
+        # batching sweep as two lines, the GPU training run as a fourth Table 2 series
+        assert page.locator('#perf-infer .bars .point').count() == 4
+        assert page.locator('#perf-peer .bars .point').count() == 6
+        assert page.locator('#perf-latency .bars .point').count() == 4
+        assert page.locator('#perf-latency .errorbar').count() == 4
+        assert page.locator('#perf-throughput .scatterlayer .trace').count() == 2
+        assert page.locator('#bench .bars .point').count() == 8
+        assert "GPU: Test GPU 80GB" in page.locator("#bench-infer_gpu").inner_text()
+        assert "torch: 2.14.1" in page.locator("#bench-infer").inner_text()
+
         page.screenshot(path=str(ARTIFACTS / "analysis.png"), full_page=True)
+        page.locator("#performance").screenshot(path=str(ARTIFACTS / "analysis-performance.png"))
         page.locator("#table1").screenshot(path=str(ARTIFACTS / "analysis-table1.png"))
         page.locator("#figure5").screenshot(path=str(ARTIFACTS / "analysis-figure5.png"))
 

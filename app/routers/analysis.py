@@ -234,6 +234,7 @@ def page_figures(request: Request, results: PaperResults,
     gpu_file = BENCH_FILES["train_gpu"]
     return {"figures": figures, "bench": {"present": bench is not None, "error": bench_error,
                                           "meta": bench.meta if bench else None,
+                                          "facts": machine_facts(bench.meta) if bench else [],
                                           "path": str(bench_train_file(request))},
             "bench_gpu": {"present": bench_gpu is not None, "error": bench_gpu_error,
                           "meta": bench_gpu.meta if bench_gpu else None,
