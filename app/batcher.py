@@ -69,11 +69,15 @@ class Batcher:
             QueueFullError.
         window: seconds to wait for compatible jobs after the first one.
         max_batch: most jobs in one forward pass.
+        requests_in_flight: optional count of requests the server is handling; when no request
+            besides the collected ones is in flight, nobody can join the batch, so the worker
+            starts at once instead of waiting out the window (a lone request pays no window).
     """
 
     def __init__(self, registry: ModelRegistry, queue_size: int = 32, window: float = 0.003,
-                 max_batch: int = 16) -> None:
+                 max_batch: int = 16, requests_in_flight: Callable[[], int] | None = None) -> None:
         self.registry = registry
+        self.requests_in_flight = requests_in_flight
         self.queue_size = queue_size
         self.window = window
         self.max_batch = max_batch
@@ -194,6 +198,8 @@ class Batcher:
                 if self._jobs:
                     batch.append(self._jobs.popleft())
                     continue
+                if self.requests_in_flight is not None and self.requests_in_flight() <= len(batch):
+                    break  # no other request is on its way
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break

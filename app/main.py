@@ -60,8 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        admission = app.state.admission
         batcher = Batcher(registry, queue_size=settings.queue_size,
-                          window=settings.batch_window_ms / 1000, max_batch=settings.max_batch_size)
+                          window=settings.batch_window_ms / 1000, max_batch=settings.max_batch_size,
+                          requests_in_flight=lambda: admission.in_flight)
         app.state.batcher = batcher
         app.state.decode_limiter = anyio.CapacityLimiter(settings.decode_concurrency)
         batcher.start(on_start=registry.load_default)

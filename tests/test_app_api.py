@@ -457,3 +457,14 @@ def test_panel_format_choices(client, photo_png):
     assert post(client, photo_png, seed=1).json()["panel_format"] == "png"
     r = post(client, photo_png, panel_format="gif")
     assert r.status_code == 422 and "panel_format" in r.text
+
+
+def test_a_lone_request_does_not_wait_out_the_batching_window(ckpt_dir, photo_png):
+    """With nothing else in flight the worker starts at once, even with a long window."""
+    with running(ckpt_dir, batch_window_ms=500) as c:
+        post(c, photo_png, seed=0)  # load + warm up
+        start = time.monotonic()
+        r = post(c, photo_png, seed=1)
+        assert r.status_code == 200
+        assert r.json()["timing"]["queue_ms"] < 250
+        assert time.monotonic() - start < 2.0
