@@ -73,6 +73,9 @@ PAPER = paper_results()
 
 router = APIRouter(tags=["analysis"])
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "no such result, run, snapshot or file"}}
+# Routes with ?format=csv: the schema lists text/csv beside JSON (schemathesis checks it).
+CSV_OR_404 = {**NOT_FOUND, 200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                                  "description": "JSON, or CSV with ?format=csv"}}
 
 HEAT_TABLES = (
     ("table3", "table3_imagenet_comparison"),
@@ -323,7 +326,7 @@ def all_results() -> dict[str, Any]:
     return PAPER.model_dump(mode="json")
 
 
-@router.get("/api/results/{name}", responses=NOT_FOUND,
+@router.get("/api/results/{name}", responses=CSV_OR_404,
             summary="One paper table or figure (?format=csv for CSV)")
 def one_result(name: str, format: Format = "json") -> Any:
     entry = PAPER.results.get(name)
@@ -361,7 +364,7 @@ def run_detail(request: Request, run_id: str) -> dict[str, Any]:
     return {**_run_payload(run), "snapshots": _snapshot_list(run)}
 
 
-@router.get("/api/runs/{run_id}/metrics", responses=NOT_FOUND,
+@router.get("/api/runs/{run_id}/metrics", responses=CSV_OR_404,
             summary="Metrics lines of a run (only steps after since_step when given)")
 def run_metrics(request: Request, run_id: str,
                 since_step: Annotated[int | None, Query(ge=-1)] = None,
@@ -409,7 +412,7 @@ def run_figure_specs(request: Request, run_id: str) -> dict[str, Any]:
 
 # -- our benchmark and ablation files -------------------------------------------------------
 
-@router.get("/api/bench/train", responses=NOT_FOUND,
+@router.get("/api/bench/train", responses=CSV_OR_404,
             summary="Our `mae bench train` result (404 until it exists)")
 def bench_train(request: Request, format: Format = "json") -> Any:
     path = bench_train_file(request)
@@ -424,7 +427,7 @@ def bench_train(request: Request, format: Format = "json") -> Any:
     return bench.model_dump(mode="json")
 
 
-@router.get("/api/bench/{name}", responses=NOT_FOUND,
+@router.get("/api/bench/{name}", responses=CSV_OR_404,
             summary="One committed benchmark file: train_gpu, infer, infer_gpu, peer, "
                     "serve_latency (404 until it exists)")
 def bench_file(request: Request, name: str, format: Format = "json") -> Any:
@@ -461,7 +464,7 @@ def ablations_index(request: Request) -> dict[str, Any]:
     return {"ablations_dir": str(folder), "factors": out}
 
 
-@router.get("/api/ablations/{factor}", responses=NOT_FOUND,
+@router.get("/api/ablations/{factor}", responses=CSV_OR_404,
             summary="One `mae ablate` result file")
 def ablation(request: Request, factor: str, format: Format = "json") -> Any:
     if factor not in ABLATION_FACTORS:
