@@ -7,7 +7,6 @@ browser is a failure, not a skip: ``apt-get install -y chromium``.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import threading
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from browser_helpers import launch_chromium
 
 from test_analysis_api import PAGE_FIGURES, PERF_FIGURES, RUN_FIGURES, snapshot_png, write_ours
 
@@ -23,7 +23,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def _free_port() -> int:
@@ -56,31 +55,23 @@ def serve(app) -> Iterator[str]:
 
 @contextmanager
 def browser_page(base_url: str):
-    from playwright.sync_api import sync_playwright
+    with launch_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        outside: list[str] = []
+        errors: list[str] = []
 
-    executable = shutil.which("chromium")
-    assert executable, "chromium is not installed: apt-get update && apt-get install -y chromium"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            outside: list[str] = []
-            errors: list[str] = []
+        def route(r):
+            if r.request.url.startswith(base_url) or r.request.url.startswith("data:"):
+                r.continue_()
+            else:
+                outside.append(r.request.url)
+                r.abort()
 
-            def route(r):
-                if r.request.url.startswith(base_url) or r.request.url.startswith("data:"):
-                    r.continue_()
-                else:
-                    outside.append(r.request.url)
-                    r.abort()
-
-            page.route("**/*", route)
-            page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
-            page.on("console", lambda m: errors.append(f"console: {m.text}")
-                    if m.type == "error" else None)
-            yield page, outside, errors
-        finally:
-            browser.close()
+        page.route("**/*", route)
+        page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+        page.on("console", lambda m: errors.append(f"console: {m.text}")
+                if m.type == "error" else None)
+        yield page, outside, errors
 
 
 COUNT_DRAWN = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))

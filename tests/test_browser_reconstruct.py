@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_helpers import launch_chromium
 
 from app.testing import synthetic_photo, write_checkpoint
 
@@ -21,7 +22,6 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def free_port() -> int:
@@ -71,15 +71,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:  # a missing browser is a failure, never a skip
-        pytest.fail("Chromium is not installed: apt-get install -y chromium (scripts/test.sh does)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with launch_chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

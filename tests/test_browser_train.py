@@ -4,10 +4,10 @@ cancel on a queued job. Screenshots go to test-artifacts/ (look at them)."""
 
 from __future__ import annotations
 
-import shutil
 
 import httpx
 import pytest
+from browser_helpers import launch_chromium
 
 from jobs_helpers import REPO, free_port, job_request, start_mae, stop, subprocess_env, wait_until
 from train_helpers import make_images
@@ -15,7 +15,6 @@ from train_helpers import make_images
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +52,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:  # a missing browser is a failure, never a skip
-        pytest.fail("Chromium is not installed: apt-get install -y chromium")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with launch_chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
