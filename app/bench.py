@@ -19,6 +19,7 @@ import platform
 import statistics
 import tempfile
 import time
+from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         peak_rss_mb = _peak_rss_mb(server.proc.pid if server.proc else None)
     throughput = _throughput_sweep(args, folder, model_id, data, image_name) if args.clients else []
 
+    from mae_core.bench.common import cpu_model
+
     result = {
         "benchmark": "serve_latency",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu_model(),
         "checkpoint": model_id, "checkpoint_source": source,
         "image": image_name, "image_bytes": len(data), "image_size": list(image.size),
         "model_input": list(bare.image_size), "device": str(bare.device),
