@@ -27,7 +27,11 @@ def masked_patch_metrics(
     pred: np.ndarray, target: np.ndarray, mask: np.ndarray, patch_size: int
 ) -> dict[str, float]:
     """MSE/PSNR over removed patches (mask 1) and MSE over visible ones, in pixel space."""
-    errors = patch_mse_map(pred, target, patch_size)
+    return summarize_errors(patch_mse_map(pred, target, patch_size), mask)
+
+
+def summarize_errors(errors: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """The metrics of ``masked_patch_metrics`` from an existing per-patch error map."""
     removed = np.asarray(mask).astype(bool)
     masked_mse = float(errors[removed].mean()) if removed.any() else 0.0
     visible_mse = float(errors[~removed].mean()) if (~removed).any() else 0.0

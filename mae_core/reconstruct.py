@@ -18,7 +18,7 @@ from PIL import Image
 from .errors import DecoderMissingError, InvalidParameterError
 from .imaging import fit_image, to_rgb, to_tensor, to_uint8
 from .masking import check_strategy, make_generator, sample_mask
-from .metrics import masked_patch_metrics, patch_mse_map
+from .metrics import patch_mse_map, summarize_errors
 from .model import MaskedAutoencoderViT
 
 log = logging.getLogger(__name__)
@@ -251,11 +251,12 @@ class Reconstructor:
         results = []
         for i in range(len(images)):
             original, masked_i, recon, pasted_i = (panel[i] for panel in panels)
-            metrics = masked_patch_metrics(recon, original, grid_masks[i], p)
+            errors = patch_mse_map(recon, original, p)
+            metrics = summarize_errors(errors, grid_masks[i])
             metrics["inference_ms"] = elapsed_ms / len(images)
             results.append(Reconstruction(
                 original=original, masked=masked_i, reconstruction=recon, pasted=pasted_i,
-                mask=grid_masks[i], error_map=patch_mse_map(recon, original, p).astype(np.float32),
+                mask=grid_masks[i], error_map=errors.astype(np.float32),
                 metrics=metrics, seed=used_seeds[i],
                 mask_ratio=float(grid_masks[i].mean()), strategy=strategy if masks[i] is None else "custom",
                 uses_target_stats=self.norm_pix_loss,

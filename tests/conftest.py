@@ -26,6 +26,15 @@ def _isolated_data_dir(tmp_path_factory):
         os.environ["MAE_DATA_DIR"] = previous
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium (see browser_helpers); a missing browser fails the test."""
+    from browser_helpers import launch_chromium
+
+    with launch_chromium() as b:
+        yield b
+
+
 @pytest.fixture
 def tiny_model():
     """A tiny randomly initialised MAE on 64 px images (4x4 grid of 16 px patches)."""

@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser_helpers import launch_chromium
 
 from app.testing import synthetic_photo, write_checkpoint
 
@@ -67,12 +66,6 @@ def server(tmp_path_factory):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_chromium() as b:
-        yield b
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from browser_helpers import launch_chromium
 
 from jobs_helpers import REPO, free_port, job_request, start_mae, stop, subprocess_env, wait_until
 from train_helpers import make_images
@@ -48,12 +47,6 @@ def server(tmp_path_factory):
     finally:
         stop(serve)
         http.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_chromium() as b:
-        yield b
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import gc
 import threading
 import time
 import tracemalloc
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
@@ -51,6 +52,25 @@ def gate_worker(app) -> threading.Event:
     return gate
 
 
+@contextmanager
+def two_requests_held(app, client, gate: threading.Event, photo: bytes, until):
+    """Two /reconstruct requests stuck at the gated worker once ``until()`` holds; on exit the
+    gate opens and both finish."""
+    wait_for(lambda: app.state.registry.default_state == "ready")
+    gate.clear()
+    held = [threading.Thread(target=client.post, args=("/reconstruct",),
+                             kwargs=reconstruct_form(photo, seed=i)) for i in range(2)]
+    for t in held:
+        t.start()
+    wait_for(until)
+    try:
+        yield
+    finally:
+        gate.set()
+        for t in held:
+            t.join(30)
+
+
 def assert_retry_headers(resp) -> int:
     seconds = int(resp.headers["retry-after"])
     millis = int(resp.headers["retry-after-ms"])
@@ -87,50 +107,30 @@ def test_the_queue_never_grows_past_its_bound(folder):
 
 def test_503_queue_full_with_retry_after_in_seconds_and_milliseconds(folder):
     app = create_app(Settings(checkpoint_dir=folder, queue_size=2))
-    gate = gate_worker(app)
-    photo = png_bytes(synthetic_photo())
+    gate, photo = gate_worker(app), png_bytes(synthetic_photo())
     with TestClient(app) as client:
-        wait_for(lambda: app.state.registry.default_state == "ready")
-        gate.clear()
-        held = [threading.Thread(target=client.post, args=("/reconstruct",),
-                                 kwargs=reconstruct_form(photo, seed=i)) for i in range(2)]
-        for t in held:
-            t.start()
-        wait_for(lambda: app.state.batcher.pending == 2)
-        resp = client.post("/reconstruct", **reconstruct_form(photo, seed=9))
-        assert resp.status_code == 503 and resp.json()["error"] == "queue_full"
-        assert_retry_headers(resp)
-        gate.set()
-        for t in held:
-            t.join(30)
+        with two_requests_held(app, client, gate, photo, lambda: app.state.batcher.pending == 2):
+            resp = client.post("/reconstruct", **reconstruct_form(photo, seed=9))
+            assert resp.status_code == 503 and resp.json()["error"] == "queue_full"
+            assert_retry_headers(resp)
         assert client.post("/reconstruct", **reconstruct_form(photo, seed=9)).status_code == 200
 
 
 # -------------------------------------------------------------------- requests in flight
 def test_requests_past_the_in_flight_cap_get_503_before_their_body_is_read(folder):
     app = create_app(Settings(checkpoint_dir=folder, max_in_flight=2, queue_size=10))
-    gate = gate_worker(app)
-    photo = png_bytes(synthetic_photo())
+    gate, photo = gate_worker(app), png_bytes(synthetic_photo())
     with TestClient(app) as client:
-        wait_for(lambda: app.state.registry.default_state == "ready")
-        gate.clear()
-        held = [threading.Thread(target=client.post, args=("/reconstruct",),
-                                 kwargs=reconstruct_form(photo, seed=i)) for i in range(2)]
-        for t in held:
-            t.start()
-        wait_for(lambda: app.state.admission.in_flight == 2)
-        resp = client.post("/reconstruct", **reconstruct_form(photo, seed=9))
-        assert resp.status_code == 503 and resp.json()["error"] == "overloaded"
-        assert_retry_headers(resp)
-        out = call_asgi(app, "POST", "/reconstruct",
-                        {"content-type": "multipart/form-data; boundary=x", "content-length": "5000000"},
-                        [b"\0" * 65536] * 80)
-        assert out["status"] == 503 and out["chunks_read"] == 0
-        assert client.get("/api/health").status_code == 200  # liveness is never refused
-        assert client.get("/api/models").status_code == 503
-        gate.set()
-        for t in held:
-            t.join(30)
+        with two_requests_held(app, client, gate, photo, lambda: app.state.admission.in_flight == 2):
+            resp = client.post("/reconstruct", **reconstruct_form(photo, seed=9))
+            assert resp.status_code == 503 and resp.json()["error"] == "overloaded"
+            assert_retry_headers(resp)
+            out = call_asgi(app, "POST", "/reconstruct",
+                            {"content-type": "multipart/form-data; boundary=x",
+                             "content-length": "5000000"}, [b"\0" * 65536] * 80)
+            assert out["status"] == 503 and out["chunks_read"] == 0
+            assert client.get("/api/health").status_code == 200  # liveness is never refused
+            assert client.get("/api/models").status_code == 503
         wait_for(lambda: app.state.admission.in_flight == 0)
         assert client.post("/reconstruct", **reconstruct_form(photo, seed=9)).status_code == 200
 

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import TrainingError
-from ..imaging import IMAGENET_MEAN, IMAGENET_STD, fit_image, to_rgb
-from ..train.data import IMAGE_SUFFIXES, random_resized_crop_box
-
-import torchvision.transforms.functional as TF
-from torchvision.transforms import InterpolationMode
+from ..imaging import to_rgb
+from ..train.data import IMAGE_SUFFIXES, crop_to_tensor
 
 
 class LabelledImageFolder(Dataset):
@@ -40,8 +36,6 @@ class LabelledImageFolder(Dataset):
             raise TrainingError(f"no images under {root}")
         self.img_size = img_size
         self.train = train
-        self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -54,17 +48,8 @@ class LabelledImageFolder(Dataset):
                 img = to_rgb(img)
         except (OSError, ValueError) as exc:
             raise TrainingError(f"cannot read {path}: {exc}") from None
-        if self.train:
-            g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
-            top, left, h, w = random_resized_crop_box(img.width, img.height, (0.08, 1.0), (3 / 4, 4 / 3), g)
-            img = TF.resized_crop(img, top, left, h, w, [self.img_size] * 2,
-                                  interpolation=InterpolationMode.BICUBIC)
-            if torch.rand(1, generator=g) < 0.5:
-                img = TF.hflip(img)
-        else:
-            img = fit_image(img, (self.img_size, self.img_size), 1, "crop")
-        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        return (x - self.mean) / self.std, label
+        g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)))) if self.train else None
+        return crop_to_tensor(img, self.img_size, g, scale=(0.08, 1.0)), label
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> dict[str, float]:

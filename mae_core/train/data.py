@@ -23,7 +23,7 @@ from torchvision.transforms import InterpolationMode
 from tqdm.auto import tqdm
 
 from ..errors import TrainingError
-from ..imaging import IMAGENET_MEAN, IMAGENET_STD, fit_image, to_rgb
+from ..imaging import fit_image, to_rgb, to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,21 @@ def random_resized_crop_box(
     return (height - h) // 2, (width - w) // 2, h, w
 
 
+def crop_to_tensor(
+    img: Image.Image, size: int, g: torch.Generator | None,
+    scale: tuple[float, float] = (0.2, 1.0), hflip: bool = True,
+) -> torch.Tensor:
+    """RandomResizedCrop(``scale``, bicubic) and an optional flip drawn from ``g``, or resize +
+    centre crop when ``g`` is None; returned as a normalised tensor [3, size, size]."""
+    if g is None:
+        return to_tensor(fit_image(img, (size, size), 1, "crop"))
+    top, left, h, w = random_resized_crop_box(img.width, img.height, scale, (3 / 4, 4 / 3), g)
+    img = TF.resized_crop(img, top, left, h, w, [size, size], interpolation=InterpolationMode.BICUBIC)
+    if hflip and bool(torch.rand(1, generator=g) < 0.5):
+        img = TF.hflip(img)
+    return to_tensor(img)
+
+
 class ImageFolderDataset(Dataset):
     """Images under a folder with MAE pretraining augmentation.
 
@@ -103,8 +118,6 @@ class ImageFolderDataset(Dataset):
         self.augment = augment
         self.seed = seed
         self.cache: list[np.ndarray | None] | None = None
-        self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
         if cache_px > 0:
             self.cache = [
                 self._decode_resized(p, cache_px)
@@ -144,17 +157,8 @@ class ImageFolderDataset(Dataset):
             return None
 
     def transform(self, img: Image.Image, epoch: int, index: int) -> torch.Tensor:
-        if self.augment:
-            g = _sample_generator(self.seed, epoch, index)
-            top, left, h, w = random_resized_crop_box(img.width, img.height, self.scale, (3 / 4, 4 / 3), g)
-            img = TF.resized_crop(img, top, left, h, w, [self.img_size, self.img_size],
-                                  interpolation=InterpolationMode.BICUBIC)
-            if self.hflip and bool(torch.rand(1, generator=g) < 0.5):
-                img = TF.hflip(img)
-        else:
-            img = fit_image(img, (self.img_size, self.img_size), 1, "crop")
-        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        return (x - self.mean) / self.std
+        g = _sample_generator(self.seed, epoch, index) if self.augment else None
+        return crop_to_tensor(img, self.img_size, g, self.scale, self.hflip)
 
     def __getitem__(self, key: int) -> torch.Tensor | None:
         epoch, index = divmod(int(key), len(self))  # see the module docstring
