@@ -170,7 +170,7 @@ class ThroughputRow(BaseModel):
     speedup_vs_no_batching: float | None = Field(default=None, ge=0)
 
 
-SERVE_META_KEYS = ("date", "cpu", "gpu", "device", "torch", "machine", "checkpoint",
+SERVE_META_KEYS = ("date", "cpu", "gpu", "device", "compute_dtype", "torch", "machine", "checkpoint",
                    "load_average", "torch_threads_bare", "batch_window_ms", "python")
 
 
@@ -635,8 +635,9 @@ def bench_figure(results: PaperResults, bench: BenchTrain | None,
 _VIT_SIZES = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
 BATCH_COLORS = (FT_COLOR, LIN_COLOR, OURS_COLOR, OURS_COLOR_2, "#1d3f73", MOCO_COLOR)
 PEER_COLOR = "#8a93a3"
-LATENCY_NAMES = {"bare": "bare call", "post_json": "JSON + PNG", "post_jpeg": "JSON + JPEG",
-                 "post_png": "PNG"}
+LATENCY_NAMES = {"bare": "bare call", "library": "library, bytes → PNGs",
+                 "post_json": "JSON + PNG", "post_jpeg": "JSON + JPEG", "post_png": "PNG"}
+IN_PROCESS_PATHS = ("bare", "library")
 
 
 def short_model(name: str) -> str:
@@ -815,7 +816,7 @@ def latency_figure(serve: ServeLatency) -> Spec:
     up = [max(0.0, s.p90_ms - s.p50_ms) if s.p90_ms is not None else 0.0 for s in stats]
     data = [{
         "type": "bar", "name": "p50", "x": [LATENCY_NAMES.get(k, k) for k in keys], "y": p50,
-        "marker": {"color": [REF_COLOR if k == "bare" else FT_COLOR for k in keys]},
+        "marker": {"color": [REF_COLOR if k in IN_PROCESS_PATHS else FT_COLOR for k in keys]},
         "error_y": {"type": "data", "symmetric": False, "array": up,
                     "arrayminus": [0.0] * len(up), "color": "#1d3f73", "thickness": 1.5,
                     "width": 8},

@@ -20,7 +20,7 @@ from typing import Any, Callable, Hashable
 import numpy as np
 from PIL import Image
 
-from mae_core import Reconstruction, Reconstructor
+from mae_core import PreparedImage, Reconstruction, Reconstructor
 from mae_core.errors import MAEError
 
 from .errors import QueueFullError, ServiceUnavailableError
@@ -34,7 +34,7 @@ class Job:
     """One reconstruction request as the worker sees it."""
 
     model_id: str | None
-    image: Image.Image
+    image: Image.Image | PreparedImage  # prepared when the route already fitted it to the model
     mask_ratio: float = 0.75
     strategy: str = "random"
     seed: int | None = None

@@ -1,8 +1,17 @@
 """Latency of ``POST /reconstruct`` against the bare ``Reconstructor.reconstruct`` call.
 
-Runs ``mae serve`` (uvicorn) in a subprocess on a free port of 127.0.0.1 and, in the same run, the bare library call on the same image and checkpoint. Calls are interleaved (bare, JSON,
-PNG, bare, ...) so load from other processes affects every variant alike. Prints a table and
-writes JSON. Not a test: nothing fails on speed.
+Runs ``mae serve`` (uvicorn) in a subprocess on a free port of 127.0.0.1 and, in the same run,
+the library on the same image, checkpoint and precision, two ways:
+
+- ``bare``: ``Reconstructor.reconstruct`` on the already decoded image (arrays out);
+- ``library``: the work the server does, in-process: decode the uploaded bytes with the server's
+  decoder, reconstruct, encode the four panels (PNG), so server minus library is what HTTP and
+  the queue add.
+
+Calls are interleaved (bare, library, JSON, ...) so load from other processes affects every
+variant alike. The client is a plain keep-alive ``http.client`` connection, so little client CPU
+competes with the server on small machines. Prints a table and writes JSON. Not a test: nothing
+fails on speed.
 
     python -m app.bench                       # default checkpoint, else a random-init ViT-Ti/16
     python -m app.bench --checkpoint-dir checkpoints --model mae-lab-default -n 50
@@ -11,6 +20,7 @@ writes JSON. Not a test: nothing fails on speed.
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import json
 import logging
@@ -18,18 +28,22 @@ import os
 import platform
 import statistics
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import torch
 from PIL import Image
 
 from mae_core import Reconstructor, list_checkpoints
 from mae_core.defaults import DEFAULT_CHECKPOINT_ID, REPO_ROOT, checkpoint_dir
+from mae_core.figure import encode_image
+from mae_core.precision import PRECISIONS
+
+from .images import decode_image
 
 from .testing import ServerProcess, percentile
 
@@ -77,24 +91,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     image = Image.open(io.BytesIO(data))
     image.load()
 
-    bare = Reconstructor.from_checkpoint(weights, device=args.device)
-    env = {"MAE_BATCH_WINDOW_MS": str(args.window_ms)}
+    bare = Reconstructor.from_checkpoint(weights, device=args.device, precision=args.precision)
+    env = {"MAE_BATCH_WINDOW_MS": str(args.window_ms), "MAE_PRECISION": args.precision}
     if args.threads:  # the server's torch uses as many threads as the bare call
         env["OMP_NUM_THREADS"] = str(args.threads)
     server = ServerProcess(folder, model_id, env=env, args=["--device", args.device])
-    times: dict[str, list[float]] = {"bare": [], "post_json": [], "post_jpeg": [], "post_png": []}
+    times: dict[str, list[float]] = {"bare": [], "library": [], "post_json": [], "post_jpeg": [],
+                                     "post_png": []}
     server_side: list[dict[str, float]] = []
-    with server, httpx.Client(base_url=server.url, timeout=60) as client:
+
+    def library(seed: int) -> dict[str, bytes]:
+        picture = decode_image(data, "image/jpeg", len(data), 10**9)
+        rec = bare.reconstruct(picture, seed=seed)
+        return {name: encode_image(panel, "png") for name, panel in rec.panels.items()}
+
+    with server:
         try:
             server.wait_ready()
         except RuntimeError as exc:
             raise SystemExit(str(exc)) from None
+        client = Client(server.port)
 
-        def post(seed: int, accept: str, panel_format: str = "png") -> httpx.Response:
-            return _post(client, data, image_name, seed, accept, panel_format)
+        def post(seed: int, accept: str, panel_format: str = "png") -> bytes:
+            return client.reconstruct(data, image_name, seed, accept, panel_format)
 
         for i in range(args.warmup):
             bare.reconstruct(image, seed=i)
+            library(i)
             post(i, "application/json")
             post(i, "image/png")
         for i in range(args.n):
@@ -103,17 +126,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rec = bare.reconstruct(image, seed=seed)
             times["bare"].append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            body = post(seed, "application/json").json()
+            library(seed)
+            times["library"].append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            body = json.loads(post(seed, "application/json"))
             times["post_json"].append((time.perf_counter() - t) * 1000)
             server_side.append({"inference_ms": body["metrics"]["inference_ms"], **body["timing"]})
             assert body["mask"] == rec.mask.tolist()  # same work on both paths
+            assert body["compute_dtype"] == bare.compute_dtype
             t = time.perf_counter()
             post(seed, "application/json", "jpeg")
             times["post_jpeg"].append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
             post(seed, "image/png")
             times["post_png"].append((time.perf_counter() - t) * 1000)
-
+        client.close()
         peak_rss_mb = _peak_rss_mb(server.proc.pid if server.proc else None)
     throughput = _throughput_sweep(args, folder, model_id, data, image_name) if args.clients else []
 
@@ -126,6 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "image": image_name, "image_bytes": len(data), "image_size": list(image.size),
         "model_input": list(bare.image_size), "device": str(bare.device),
         "torch_threads_bare": torch.get_num_threads(), "batch_window_ms": args.window_ms,
+        "precision": args.precision, "compute_dtype": bare.compute_dtype,
         "python": platform.python_version(), "torch": torch.__version__,
         "machine": platform.machine(), "load_average": list(_load_average()),
         "n": args.n,
@@ -134,17 +162,41 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "server_peak_rss_mb": peak_rss_mb,
         "throughput": throughput,
     }
-    result["overhead_p50_ms"] = result["latency"]["post_json"]["p50_ms"] - result["latency"]["bare"]["p50_ms"]
+    p50 = {name: stat["p50_ms"] for name, stat in result["latency"].items()}
+    result["overhead_p50_ms"] = p50["post_json"] - p50["bare"]
+    result["overhead_p50"] = {
+        f"{post}_vs_{base}": {"ms": p50[post] - p50[base], "ratio": p50[post] / p50[base]}
+        for post in ("post_json", "post_jpeg") for base in ("bare", "library")
+    }
     return result
 
 
-def _post(client, data: bytes, image_name: str, seed: int, accept: str = "application/json",
-          panel_format: str = "png"):
-    resp = client.post("/reconstruct", files={"image": (image_name, data, "image/jpeg")},
-                       data={"seed": str(seed), "mask_ratio": "0.75", "panel_format": panel_format},
-                       headers={"Accept": accept})
-    resp.raise_for_status()
-    return resp
+class Client:
+    """A keep-alive HTTP/1.1 connection posting multipart reconstruct requests (one thread)."""
+
+    BOUNDARY = "mae-bench-boundary"
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def reconstruct(self, data: bytes, image_name: str, seed: int,
+                    accept: str = "application/json", panel_format: str = "png") -> bytes:
+        fields = {"seed": str(seed), "mask_ratio": "0.75", "panel_format": panel_format}
+        head = "".join(f"--{self.BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                       for k, v in fields.items())
+        head += (f"--{self.BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; "
+                 f"filename=\"{image_name}\"\r\nContent-Type: image/jpeg\r\n\r\n")
+        body = head.encode() + data + f"\r\n--{self.BOUNDARY}--\r\n".encode()
+        self.conn.request("POST", "/reconstruct", body=body, headers={
+            "Content-Type": f"multipart/form-data; boundary={self.BOUNDARY}", "Accept": accept})
+        resp = self.conn.getresponse()
+        content = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"POST /reconstruct answered {resp.status}: {content[:300]!r}")
+        return content
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def _peak_rss_mb(pid: int | None) -> float | None:
@@ -161,35 +213,65 @@ def _peak_rss_mb(pid: int | None) -> float | None:
 
 
 def _throughput_sweep(args, folder: Path, model_id: str, data: bytes, image_name: str) -> list[dict]:
-    """images/s with 1, 4, 16 ... concurrent clients, micro-batching on vs off (batch size 1)."""
-    rows = []
+    """images/s with 1, 4, 16 ... concurrent clients, micro-batching on vs off (batch size 1).
+
+    Both servers run at once and take turns (on, off, on, off ... for each client count), so
+    drifting load from other processes hits both alike; each row is the median of the rounds.
+    """
+    servers = {}
     for batching in (True, False):
-        env = {"MAE_BATCH_WINDOW_MS": str(args.window_ms),
+        env = {"MAE_BATCH_WINDOW_MS": str(args.window_ms), "MAE_PRECISION": args.precision,
                "MAE_MAX_BATCH_SIZE": "16" if batching else "1",
                "MAE_QUEUE_SIZE": str(max(32, 2 * max(args.clients)))}
         if args.threads:
             env["OMP_NUM_THREADS"] = str(args.threads)
-        with ServerProcess(folder, model_id, env=env, args=["--device", args.device]) as server, \
-                httpx.Client(base_url=server.url, timeout=120,
-                             limits=httpx.Limits(max_connections=max(args.clients))) as client:
+        servers[batching] = ServerProcess(folder, model_id, env=env, args=["--device", args.device])
+    samples: dict[tuple[bool, int], list[tuple[float, list[int]]]] = {}
+    try:
+        for server in servers.values():
+            server.__enter__()
+        for server in servers.values():
             server.wait_ready()
-            for i in range(3):
-                _post(client, data, image_name, i, panel_format="jpeg")
-            for clients in args.clients:
-                total = max(2 * clients, args.requests)
-                start = time.perf_counter()
-                with ThreadPoolExecutor(clients) as pool:
-                    bodies = list(pool.map(lambda s: _post(client, data, image_name, s,
-                                                           panel_format="jpeg").json(), range(total)))
-                wall = time.perf_counter() - start
-                sizes = [b["timing"]["batch_size"] for b in bodies]
-                rows.append({"batching": batching, "clients": clients, "requests": total,
-                             "images_per_s": total / wall, "mean_batch_size": statistics.fmean(sizes),
-                             "max_batch_size": max(sizes)})
+            _sweep_point(server.port, data, image_name, clients=1, total=3)  # warm-up
+        for clients in args.clients:
+            total = max(2 * clients, args.requests)
+            for turn in range(args.rounds):
+                order = list(servers.items())
+                for batching, server in order if turn % 2 == 0 else order[::-1]:
+                    samples.setdefault((batching, clients), []).append(
+                        _sweep_point(server.port, data, image_name, clients, total))
+    finally:
+        for server in servers.values():
+            server.stop()
+    rows = []
+    for (batching, clients), points in samples.items():
+        rates = [rate for rate, _ in points]
+        sizes = [size for _, batch_sizes in points for size in batch_sizes]
+        rows.append({"batching": batching, "clients": clients, "requests": len(points[0][1]),
+                     "rounds": len(points), "images_per_s": statistics.median(rates),
+                     "images_per_s_rounds": rates, "mean_batch_size": statistics.fmean(sizes),
+                     "max_batch_size": max(sizes)})
     off = {r["clients"]: r["images_per_s"] for r in rows if not r["batching"]}
     for r in rows:
         r["speedup_vs_no_batching"] = r["images_per_s"] / off[r["clients"]]
-    return rows
+    return sorted(rows, key=lambda r: (not r["batching"], r["clients"]))
+
+
+def _sweep_point(port: int, data: bytes, image_name: str, clients: int, total: int
+                 ) -> tuple[float, list[int]]:
+    """(images/s, batch size of each reply) for ``total`` requests from ``clients`` threads."""
+    local = threading.local()
+
+    def post(seed: int) -> dict:
+        if not hasattr(local, "client"):
+            local.client = Client(port)
+        return json.loads(local.client.reconstruct(data, image_name, seed, panel_format="jpeg"))
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        bodies = list(pool.map(post, range(total)))
+    wall = time.perf_counter() - start
+    return total / wall, [b["timing"]["batch_size"] for b in bodies]
 
 
 def _load_average() -> tuple[float, ...]:
@@ -204,14 +286,21 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"\nserve latency: {result['checkpoint']} ({result['checkpoint_source']}), "
           f"{result['image']} {result['image_size'][0]}x{result['image_size'][1]} -> "
           f"{result['model_input'][0]}x{result['model_input'][1]}, {result['device']}, "
-          f"{result['torch_threads_bare']} torch threads, n={result['n']}, load avg {result['load_average']}")
+          f"{result['compute_dtype']}, {result['torch_threads_bare']} torch threads, n={result['n']}, "
+          f"load avg {result['load_average']}")
     print(f"{'path':<34}{'p50 ms':>10}{'p90 ms':>10}{'mean ms':>10}{'min ms':>10}")
-    names = {"bare": "Reconstructor.reconstruct (bare)", "post_json": "POST /reconstruct (JSON, PNG)",
-             "post_jpeg": "POST /reconstruct (JSON, JPEG)", "post_png": "POST /reconstruct (Accept PNG)"}
+    names = {"bare": "Reconstructor.reconstruct (bare)", "library": "library: bytes -> PNG panels",
+             "post_json": "POST /reconstruct (JSON, PNG)", "post_jpeg": "POST /reconstruct (JSON, JPEG)",
+             "post_png": "POST /reconstruct (Accept PNG)"}
     for key, label in names.items():
+        if key not in lat:
+            continue
         s = lat[key]
         print(f"{label:<34}{s['p50_ms']:>10.1f}{s['p90_ms']:>10.1f}{s['mean_ms']:>10.1f}{s['min_ms']:>10.1f}")
-    print(f"overhead of the service at p50: {result['overhead_p50_ms']:+.1f} ms")
+    for name, o in result["overhead_p50"].items():
+        post, base = name.split("_vs_")
+        print(f"server added at p50, {names[post].split('(')[1][:-1]} vs {base}: {o['ms']:+.1f} ms "
+              f"({o['ratio'] - 1:+.0%})")
     ss = result["server_side_p50"]
     print(f"server side p50: inference {ss['inference_ms']:.1f} ms, queue {ss['queue_ms']:.1f} ms, "
           f"handler total {ss['server_ms']:.1f} ms")
@@ -235,8 +324,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="concurrent clients in the throughput sweep, micro-batching on and off "
                         "(default 1 4 16; none skips it)")
     parser.add_argument("--requests", type=int, default=48, help="requests per sweep point")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="turns per sweep point, servers alternating (default 3; median kept)")
     parser.add_argument("--window-ms", type=float, default=3.0, help="batching window (default 3)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps (default cpu)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fast",
+                        help="for the bare call and the server (default fast, the server's default)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads for the bare call and the server (default: torch's)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results" / "serve_latency.json",

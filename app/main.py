@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = settings or Settings()
     registry = ModelRegistry(settings.checkpoint_dir, settings.default_model, settings.device,
-                             settings.model_cache_size, extra_folders=[settings.data.checkpoints])
+                             settings.model_cache_size, extra_folders=[settings.data.checkpoints],
+                             precision=settings.precision)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

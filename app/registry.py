@@ -96,11 +96,12 @@ class ModelRegistry:
     """
 
     def __init__(self, folder: Path, default_id: str, device: str | None = None, cache_size: int = 2,
-                 extra_folders: Sequence[Path] = ()) -> None:
+                 extra_folders: Sequence[Path] = (), precision: str = "fast") -> None:
         self.folder = Path(folder)
         self.folders = [self.folder, *(Path(f) for f in extra_folders if Path(f) != self.folder)]
         self.default_id = default_id
         self.device = device or None
+        self.precision = precision
         self.cache_size = cache_size
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, _Loaded] = OrderedDict()
@@ -170,6 +171,14 @@ class ModelRegistry:
         return info
 
     # ------------------------------------------------------------- loading
+    def loaded(self, info: CheckpointInfo) -> Reconstructor | None:
+        """The reconstructor for ``info`` if it is loaded and current; never loads anything."""
+        with self._lock:
+            entry = self._cache.get(info.id)
+        if entry is None or entry.stamp != _stamp(info.path):
+            return None
+        return entry.reconstructor
+
     def get(self, model_id: str | None) -> Reconstructor:
         """A loaded reconstructor for ``model_id`` (loads it if needed; call off the event loop)."""
         info = self.resolve(model_id)
@@ -180,10 +189,12 @@ class ModelRegistry:
                 self._cache.move_to_end(info.id)
                 return loaded.reconstructor
             start = time.perf_counter()
-            reconstructor = Reconstructor.from_checkpoint(info.path, device=self.device)
+            reconstructor = Reconstructor.from_checkpoint(info.path, device=self.device,
+                                                         precision=self.precision)
             reconstructor.name = info.id
-            log.info("loaded checkpoint %s (%s) on %s in %.0f ms", info.id, info.path.name,
-                     reconstructor.device, (time.perf_counter() - start) * 1000)
+            log.info("loaded checkpoint %s (%s) on %s (%s) in %.0f ms", info.id, info.path.name,
+                     reconstructor.device, reconstructor.compute_dtype,
+                     (time.perf_counter() - start) * 1000)
             self._cache[info.id] = _Loaded(reconstructor, stamp)
             self._cache.move_to_end(info.id)
             self._evict()

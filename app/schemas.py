@@ -60,6 +60,9 @@ class ReconstructResponse(BaseModel):
                                          examples=[[[410.2, 88.1], [512.0, 97.4]]])
     metrics: Metrics
     timing: Timing
+    compute_dtype: str = Field(
+        default="fp32", description="arithmetic the model ran in: fp32, or bf16 autocast (server "
+        "setting MAE_PRECISION)", examples=["fp32"])
     panel_format: Literal["png", "jpeg", "webp"] = Field(
         default="png", description="encoding of the base64 panels", examples=["png"])
     uses_target_stats: bool = Field(

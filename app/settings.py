@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -25,6 +25,9 @@ class Settings(BaseSettings):
         checkpoint_dir: folder whose weights files are offered, selected by id (file stem).
         default_model: id of the checkpoint loaded at start-up and used when a request names none.
         device: ``cpu``, ``cuda``, ``mps``; empty picks the best available.
+        precision: ``fast`` (default: bf16 autocast on GPUs and on CPUs with native bf16, such as
+            AVX512-BF16 or AMX; float32 elsewhere), ``auto`` (bf16 on GPUs only), ``bf16`` or
+            ``fp32`` (exact); see ``mae_core.precision``.
         max_upload_bytes: largest accepted request body (the image plus the form fields),
             enforced while the body streams in, whatever Content-Length says; larger gets 413.
         max_image_pixels: largest accepted width x height, read from the image header before
@@ -53,6 +56,7 @@ class Settings(BaseSettings):
     checkpoint_dir: Path = Field(default_factory=checkpoint_dir)
     default_model: str = DEFAULT_CHECKPOINT_ID
     device: str | None = None
+    precision: Literal["fast", "auto", "bf16", "fp32"] = "fast"
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     decode_concurrency: int = Field(default=2, ge=1)

@@ -124,8 +124,12 @@ def fit_image(
         num_patches = (height // patch_size) * (width // patch_size)
         box = _centre_box(img.width, img.height, min_aspect=1 / num_patches, max_aspect=num_patches)
         rows, cols = grid_for_aspect(box[2] - box[0], box[3] - box[1], num_patches)
+        if img.size == (cols * patch_size, rows * patch_size):
+            return img  # already fitted (e.g. by the server, off the inference thread)
         return img.resize((cols * patch_size, rows * patch_size), Image.Resampling.BICUBIC,
                           box=None if box == (0, 0, img.width, img.height) else box)
+    if img.size == (width, height):
+        return img  # already fitted
     scale = max(width / img.width, height / img.height)
     full = (max(width, round(img.width * scale)), max(height, round(img.height * scale)))
     left = (full[0] - width) // 2
@@ -153,17 +157,35 @@ def _centre_box(width: int, height: int, min_aspect: float, max_aspect: float) -
     return 0, 0, width, height
 
 
+_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+_MEAN_NP = _MEAN.numpy()
+_STD_NP = _STD.numpy()
+
+
 def to_tensor(img: Image.Image) -> torch.Tensor:
-    """RGB PIL image → normalised float tensor [3, H, W]."""
-    arr = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (arr - mean) / std
+    """RGB PIL image → normalised float tensor [3, H, W] (contiguous).
+
+    Computed with numpy, which never starts OpenMP threads: a server thread that ran torch's
+    parallel kernels would keep its own OpenMP team alive, and with more OpenMP threads than
+    cores libgomp stops spinning between kernels, making the inference thread's forward pass
+    about 2x slower. Bit-identical to ``(x / 255 - mean) / std`` in torch.
+    """
+    pixels = np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1), dtype=np.float32)
+    pixels /= np.float32(255.0)
+    pixels -= _MEAN_NP
+    pixels /= _STD_NP
+    return torch.from_numpy(pixels)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """Normalised tensor [3, H, W] or [N, 3, H, W] → uint8 [H, W, 3] / [N, H, W, 3] (clipped)."""
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(3, 1, 1)
-    pixels = ((x.float() * std + mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
+    mean = (_MEAN * 255.0).to(x.device)
+    std = (_STD * 255.0).to(x.device)
+    pixels = torch.addcmul(mean, x.float(), std).round_().clamp_(0, 255).to(torch.uint8)
     return pixels.movedim(-3, -1).cpu().numpy()
+
+
+def mean_colour() -> np.ndarray:
+    """The uint8 RGB colour of a zero (dataset-mean) pixel, what removed patches show."""
+    return to_uint8(torch.zeros(3, 1, 1))[0, 0]

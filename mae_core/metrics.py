@@ -9,11 +9,12 @@ import numpy as np
 
 def patch_mse_map(pred: np.ndarray, target: np.ndarray, patch_size: int) -> np.ndarray:
     """Per-patch MSE [h, w] between two uint8 images [H, W, 3] on the [0, 255] scale."""
-    diff = (pred.astype(np.float64) - target.astype(np.float64)) ** 2
-    height, width = diff.shape[:2]
+    diff = pred.astype(np.int32) - target.astype(np.int32)
+    squared = diff * diff  # exact integers; the per-patch sums below are exact too
+    height, width = squared.shape[:2]
     h, w = height // patch_size, width // patch_size
-    blocks = diff[: h * patch_size, : w * patch_size].reshape(h, patch_size, w, patch_size, -1)
-    return blocks.mean(axis=(1, 3, 4))
+    blocks = squared[: h * patch_size, : w * patch_size].reshape(h, patch_size, w, patch_size, -1)
+    return blocks.sum(axis=(1, 3, 4), dtype=np.int64) / float(patch_size * patch_size * squared.shape[-1])
 
 
 def psnr(mse: float, peak: float = 255.0) -> float:

@@ -6,7 +6,6 @@ import logging
 import secrets
 import threading
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,10 +15,11 @@ import torch
 from PIL import Image
 
 from .errors import DecoderMissingError, InvalidParameterError
-from .imaging import fit_image, to_rgb, to_tensor, to_uint8
+from .imaging import fit_image, mean_colour, to_rgb, to_tensor, to_uint8
 from .masking import check_strategy, make_generator, sample_mask
 from .metrics import patch_mse_map, summarize_errors
 from .model import MaskedAutoencoderViT
+from .precision import autocast, autocast_dtype, check_precision, dtype_name
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,18 @@ class Reconstruction:
                 "reconstruction": self.reconstruction, "pasted": self.pasted}
 
 
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image already fitted to a model's input, with its normalised tensor [3, H, W].
+
+    Made by ``Reconstructor.prepare_input`` (e.g. in a server's request thread, so the inference
+    thread only runs the model); ``reconstruct_batch`` accepts it wherever it accepts an image.
+    """
+
+    image: Image.Image
+    tensor: torch.Tensor
+
+
 class Reconstructor:
     """Runs a loaded MAE for reconstruction. One instance per process; safe to share by threads.
 
@@ -73,7 +85,9 @@ class Reconstructor:
         model: a ``MaskedAutoencoderViT`` with a decoder.
         device: where to run; None picks CUDA, then MPS, then CPU.
         name: a label (checkpoint id) carried into results.
-        amp_dtype: autocast dtype on GPU (bf16 default); CPU always runs fp32.
+        amp_dtype: autocast dtype on GPU (bf16 default).
+        precision: ``auto`` (bf16 on CUDA, float32 elsewhere), ``fast`` (bf16 also on CPUs with
+            native bf16), ``bf16`` or ``fp32``; see ``mae_core.precision``.
 
     Example:
         >>> r = Reconstructor.from_checkpoint("checkpoints/mae-lab-default.safetensors")
@@ -87,6 +101,7 @@ class Reconstructor:
         device: str | torch.device | None = None,
         name: str | None = None,
         amp_dtype: torch.dtype = torch.bfloat16,
+        precision: str = "auto",
     ) -> None:
         if not model.has_decoder:
             raise DecoderMissingError(
@@ -98,14 +113,16 @@ class Reconstructor:
         self.model = model.to(self.device).eval()
         self.name = name
         self.card: dict[str, Any] = getattr(model, "card", {}) or {}
-        self._amp_dtype = amp_dtype
+        self.precision = check_precision(precision)
+        self._autocast_dtype = autocast_dtype(precision, self.device, amp_dtype)
         self._lock = threading.Lock()
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None) -> "Reconstructor":
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
+                        precision: str = "auto") -> "Reconstructor":
         from .checkpoint import load_model
 
-        return cls(load_model(path), device=device, name=Path(path).stem)
+        return cls(load_model(path), device=device, name=Path(path).stem, precision=precision)
 
     # ------------------------------------------------------------ properties
     @property
@@ -125,6 +142,11 @@ class Reconstructor:
         return self.config.grid_size
 
     @property
+    def compute_dtype(self) -> str:
+        """What the model runs in: ``fp32``, ``bf16`` or ``fp16`` (autocast)."""
+        return dtype_name(self._autocast_dtype)
+
+    @property
     def norm_pix_loss(self) -> bool:
         return self.config.norm_pix_loss
 
@@ -133,9 +155,19 @@ class Reconstructor:
         """The RGB image the model will see (resized by ``resize`` policy)."""
         return fit_image(to_rgb(image), self.image_size, self.patch_size, resize)
 
+    def prepare_input(self, image: Image.Image | PreparedImage, resize: str = "crop") -> PreparedImage:
+        """``prepare`` plus the model's input tensor; cheap for an image that already fits."""
+        if isinstance(image, PreparedImage):
+            # its image is RGB already: fit_image hands it back untouched when it fits this model
+            if fit_image(image.image, self.image_size, self.patch_size, resize) is image.image:
+                return image
+            image = image.image
+        fitted = self.prepare(image, resize)
+        return PreparedImage(fitted, to_tensor(fitted))
+
     def reconstruct(
         self,
-        image: Image.Image,
+        image: Image.Image | PreparedImage,
         mask_ratio: float = 0.75,
         strategy: str = "random",
         seed: int | None = None,
@@ -151,7 +183,7 @@ class Reconstructor:
 
     def reconstruct_batch(
         self,
-        images: Sequence[Image.Image],
+        images: Sequence[Image.Image | PreparedImage],
         mask_ratio: float = 0.75,
         strategy: str = "random",
         seeds: Sequence[int | None] | None = None,
@@ -170,11 +202,11 @@ class Reconstructor:
             raise InvalidParameterError("seeds and masks must have one entry per image")
         if all(m is None for m in masks):
             check_strategy(strategy, mask_ratio)
-        prepared = [self.prepare(img, resize) for img in images]
+        prepared = [self.prepare_input(img, resize) for img in images]
         results: list[Reconstruction | None] = [None] * len(images)
         by_shape: dict[tuple[int, int], list[int]] = {}
-        for i, img in enumerate(prepared):
-            by_shape.setdefault((img.height, img.width), []).append(i)
+        for i, item in enumerate(prepared):
+            by_shape.setdefault(tuple(item.tensor.shape[-2:]), []).append(i)
         for indices in by_shape.values():
             for i, rec in zip(indices, self._run_group(
                 [prepared[i] for i in indices], mask_ratio, strategy,
@@ -221,17 +253,13 @@ class Reconstructor:
             )
         return torch.from_numpy(arr.astype(np.float32))
 
-    def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=self._amp_dtype)
-        return nullcontext()
-
-    def _run_group(self, images, mask_ratio, strategy, seeds, masks) -> list[Reconstruction]:
+    def _run_group(self, images: list[PreparedImage], mask_ratio, strategy, seeds, masks) -> list[Reconstruction]:
         p = self.patch_size
-        grid = (images[0].height // p, images[0].width // p)
+        height, width = images[0].tensor.shape[-2:]
+        grid = (height // p, width // p)
         mask, used_seeds = self._masks_for(grid, mask_ratio, strategy, seeds, masks)
-        x = torch.stack([to_tensor(img) for img in images]).to(self.device, non_blocking=True)
-        with self._lock, torch.inference_mode(), self._autocast():
+        x = torch.stack([item.tensor for item in images]).to(self.device, non_blocking=True)
+        with self._lock, torch.inference_mode(), autocast(self.device, self._autocast_dtype):
             start = time.perf_counter()
             out = self.model(x, mask=mask.to(self.device))
             pred = out.pred.float()
@@ -242,12 +270,15 @@ class Reconstructor:
                 var = target.var(dim=-1, keepdim=True)
                 pred = pred * (var + 1.0e-6) ** 0.5 + mean
             y = self.model.unpatchify(pred, grid)  # [N, 3, H, W]
-            m = self.model.unpatchify(out.mask.unsqueeze(-1).expand(-1, -1, p * p * 3), grid)
-            masked = x * (1 - m)
-            pasted = masked + y * m
-            panels = [to_uint8(t) for t in (x, masked, y, pasted)]
+            originals, recons = to_uint8(x), to_uint8(y)
             elapsed_ms = (time.perf_counter() - start) * 1000.0
         grid_masks = out.mask.reshape(-1, *grid).to(torch.uint8).cpu().numpy()
+        # Removed patches show the mean colour (a zero input); the pasted panel takes them from
+        # the reconstruction. Same pixels as converting x * (1 - m) and x * (1 - m) + y * m.
+        removed = grid_masks.repeat(p, axis=1).repeat(p, axis=2)[..., None].astype(bool)
+        maskeds = np.where(removed, mean_colour(), originals)
+        pasteds = np.where(removed, recons, originals)
+        panels = (originals, maskeds, recons, pasteds)
         results = []
         for i in range(len(images)):
             original, masked_i, recon, pasted_i = (panel[i] for panel in panels)

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app import Settings, create_app
+from app.schemas import ReconstructResponse
 from app.testing import png_bytes, synthetic_photo, write_checkpoint
 
 GRID = 4  # the 64 px test model: 4x4 patches of 16 px
@@ -86,6 +87,8 @@ def test_reconstruct_returns_four_panels_mask_and_metrics(client, photo_png):
     resp = post(client, photo_png, mask_ratio=0.75, seed=7)
     assert resp.status_code == 200, resp.text
     body = resp.json()
+    ReconstructResponse.model_validate(body)  # the route encodes JSON itself; it must still match
+    assert body["compute_dtype"] in ("fp32", "bf16")
     assert body["model"] == DEFAULT and body["seed"] == 7 and body["strategy"] == "random"
     assert body["grid"] == [GRID, GRID] and body["patch_size"] == 16 and body["image_size"] == [64, 64]
     assert set(body["panels"]) == {"original", "masked", "reconstruction", "pasted"}
@@ -468,3 +471,28 @@ def test_a_lone_request_does_not_wait_out_the_batching_window(ckpt_dir, photo_pn
         assert r.status_code == 200
         assert r.json()["timing"]["queue_ms"] < 250
         assert time.monotonic() - start < 2.0
+
+
+def test_precision_setting_reaches_the_model_and_bad_values_are_refused(ckpt_dir, photo_png):
+    with running(ckpt_dir, precision="fp32") as exact, running(ckpt_dir, precision="bf16") as half:
+        a = post(exact, photo_png, seed=3).json()
+        b = post(half, photo_png, seed=3).json()
+    assert (a["compute_dtype"], b["compute_dtype"]) == ("fp32", "bf16")
+    assert a["mask"] == b["mask"]
+    ra, rb = (decode_panel(x["panels"]["reconstruction"]).astype(int) for x in (a, b))
+    assert np.abs(ra - rb).mean() < 1.0
+    with pytest.raises(ValueError, match="precision"):
+        Settings(checkpoint_dir=ckpt_dir, precision="half")
+
+
+def test_requests_are_fitted_to_a_loaded_model_before_the_queue(ckpt_dir, photo_png):
+    with running(ckpt_dir) as c:
+        registry = c.app.state.registry
+        info = registry.resolve(None)
+        wait_for(lambda: registry.loaded(info) is not None)
+        seen = []
+        batcher = c.app.state.batcher
+        submit = batcher.submit
+        batcher.submit = lambda job: (seen.append(job.image), submit(job))[1]
+        assert post(c, photo_png, seed=1).status_code == 200
+    assert type(seen[0]).__name__ == "PreparedImage" and seen[0].tensor.shape == (3, 64, 64)

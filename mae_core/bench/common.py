@@ -37,20 +37,29 @@ def time_call(fn: Callable[[], Any], device: torch.device, repeats: int = 5, war
 
 
 def time_interleaved(fns: Sequence[Callable[[], Any]], device: torch.device, repeats: int = 5,
-                     warmup: int = 2) -> list[float]:
-    """Median seconds of each of ``fns``, called in turn each round, so drifting load from other
-    processes hits all of them alike (for side-by-side ratios)."""
-    for _ in range(warmup):
-        for fn in fns:
+                     warmup: int = 2, min_sample_s: float = 0.0) -> list[float]:
+    """Median seconds per call of each of ``fns``, called in turn each round (the order reversed
+    every other round), so drifting load from other processes hits all of them alike (for
+    side-by-side ratios). With ``min_sample_s``, each sample repeats a short call until it
+    lasts about that long, so millisecond calls are not timed one at a time."""
+    calls = [1] * len(fns)
+    for i, fn in enumerate(fns):
+        start = time.perf_counter()
+        for _ in range(warmup):
             fn()
-    sync(device)
+        sync(device)
+        per_call = (time.perf_counter() - start) / max(1, warmup)
+        if min_sample_s > 0 and per_call > 0:
+            calls[i] = max(1, round(min_sample_s / per_call))
     samples: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
+    order = list(range(len(fns)))
+    for turn in range(repeats):
+        for i in order if turn % 2 == 0 else order[::-1]:
             start = time.perf_counter()
-            fn()
+            for _ in range(calls[i]):
+                fns[i]()
             sync(device)
-            samples[i].append(time.perf_counter() - start)
+            samples[i].append((time.perf_counter() - start) / calls[i])
     return [statistics.median(s) for s in samples]
 
 

@@ -9,6 +9,7 @@ import torch
 
 from ..masking import make_generator, mask_scores
 from ..model import create_model
+from ..precision import autocast, autocast_dtype, dtype_name
 from ..reconstruct import pick_device
 from .common import machine_meta, mae_forward_flops, matmul_gflops, time_call
 
@@ -20,10 +21,13 @@ def bench_infer(
     mask_ratio: float = 0.75,
     repeats: int = 5,
     device: str | None = None,
+    precision: str = "auto",
 ) -> dict[str, Any]:
+    """``precision`` as ``Reconstructor``'s (auto: bf16 autocast on CUDA, fp32 on CPU); the
+    matmul ceiling is measured in the same dtype."""
     dev = pick_device(device)
-    use_amp = dev.type == "cuda"
-    peak = matmul_gflops(dev, dtype=torch.bfloat16 if use_amp else torch.float32)
+    amp = autocast_dtype(precision, dev)
+    peak = matmul_gflops(dev, dtype=amp or torch.float32)
     rows = []
     for name in models:
         net = create_model(name, img_size=img_size).to(dev).eval()
@@ -32,7 +36,7 @@ def bench_infer(
             noise = mask_scores("random", bs, net.config.grid_size, mask_ratio, make_generator(0)).to(dev)
 
             def forward():
-                with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                with torch.inference_mode(), autocast(dev, amp):
                     net(imgs, mask_ratio=mask_ratio, noise=noise)
 
             seconds = time_call(forward, dev, repeats=repeats, warmup=2)
@@ -42,4 +46,5 @@ def bench_infer(
                          "fraction_of_matmul": gflops / peak})
         del net
     return {"meta": {**machine_meta(dev), "img_size": img_size, "mask_ratio": mask_ratio,
-                     "amp_bf16": use_amp, "matmul_gflops": peak}, "rows": rows}
+                     "amp_bf16": amp is torch.bfloat16, "compute_dtype": dtype_name(amp),
+                     "matmul_gflops": peak}, "rows": rows}

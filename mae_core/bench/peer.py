@@ -51,8 +51,9 @@ def bench_peer(
     batch_sizes: Sequence[int] = (1, 16),
     train_batch: int = 8,
     img_size: int = 224,
-    repeats: int = 5,
+    repeats: int = 7,
     device: str | None = None,
+    min_sample_s: float = 0.3,
 ) -> dict[str, Any]:
     """Inference and training-step images/s of ours vs the peer, interleaved in one run."""
     dev = pick_device(device)
@@ -87,7 +88,8 @@ def bench_peer(
 
                     def run_peer():
                         peer(pixel_values=imgs, noise=noise).loss.backward()
-                t_ours, t_peer = time_interleaved([run_ours, run_peer], dev, repeats=repeats)
+                t_ours, t_peer = time_interleaved([run_ours, run_peer], dev, repeats=repeats,
+                                                  min_sample_s=min_sample_s)
                 rows.append({"model": name, "mode": mode, "batch_size": bs,
                              "ours_images_per_s": bs / t_ours, "peer_images_per_s": bs / t_peer,
                              "speedup": t_peer / t_ours, "max_abs_diff": diff})

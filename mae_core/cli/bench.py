@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from ..bench.common import format_table, write_result
+from ..precision import PRECISIONS
 
 DEFAULT_DIR = Path("bench-results")
 
@@ -37,6 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     inf.add_argument("--img-size", type=int, default=224)
     inf.add_argument("--repeats", type=int, default=5)
     inf.add_argument("--device", default=None)
+    inf.add_argument("--precision", choices=PRECISIONS, default="auto",
+                     help="auto (default: bf16 autocast on GPUs, fp32 on CPU), fast, bf16, fp32")
     inf.add_argument("--output", type=Path, default=DEFAULT_DIR / "bench_infer.json")
     inf.set_defaults(func=run_infer)
 
@@ -48,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     peer.add_argument("--models", nargs="+", default=["mae_vit_tiny_patch16", "mae_vit_base_patch16"])
     peer.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 16])
     peer.add_argument("--train-batch", type=int, default=8)
-    peer.add_argument("--repeats", type=int, default=5)
+    peer.add_argument("--repeats", type=int, default=7, help="timed rounds per row (median kept)")
     peer.add_argument("--device", default=None)
     peer.add_argument("--output", type=Path, default=DEFAULT_DIR / "bench_peer.json")
     peer.set_defaults(func=run_peer)
@@ -90,7 +93,7 @@ def run_infer(args: argparse.Namespace) -> int:
     from ..bench.infer_speed import bench_infer
 
     result = bench_infer(args.models, args.batch_sizes, args.img_size, repeats=args.repeats,
-                         device=args.device)
+                         device=args.device, precision=args.precision)
     print(format_table(result["rows"], [
         ("model", "model", "s"), ("batch_size", "batch", "d"), ("ms_per_batch", "ms/batch", ".1f"),
         ("images_per_s", "img/s", ".1f"), ("gflops_per_s", "GFLOP/s", ".0f"),

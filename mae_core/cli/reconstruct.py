@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageDecodeError
+from ..precision import PRECISIONS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resize", default="crop", choices=("crop", "keep-aspect"),
                    help="crop: resize + centre crop (default); keep-aspect: non-square patch grid")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto (default: bf16 on GPUs, fp32 on CPU), fast (bf16 also on CPUs with "
+                   "native bf16), bf16, fp32")
     p.set_defaults(func=run)
 
 
@@ -43,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         image.load()
     except (OSError, UnidentifiedImageError) as exc:
         raise ImageDecodeError(f"cannot read image {args.image}: {exc}") from None
-    reconstructor = Reconstructor.from_checkpoint(checkpoint, device=args.device)
+    reconstructor = Reconstructor.from_checkpoint(checkpoint, device=args.device,
+                                                 precision=args.precision)
     rec = reconstructor.reconstruct(
         image, mask_ratio=args.ratio, strategy=args.strategy, seed=args.seed, resize=args.resize
     )

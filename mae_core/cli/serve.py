@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from mae_core.precision import PRECISIONS
+
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--default-model", default=None,
                    help="checkpoint id loaded at start-up (default mae-lab-default)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="fast (default: bf16 on GPUs and on CPUs with native bf16, else fp32), "
+                   "auto (bf16 on GPUs only), bf16, or fp32 (exact)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="folder shared with `mae worker`: job store, runs, trained checkpoints "
                    "(default: $MAE_DATA_DIR or the repository's var/)")
@@ -42,6 +47,7 @@ def settings_from_args(args: argparse.Namespace):
     overrides = {
         "host": args.host, "port": args.port, "checkpoint_dir": args.checkpoint_dir,
         "default_model": args.default_model, "device": args.device, "data_dir": args.data_dir,
+        "precision": args.precision,
     }
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
