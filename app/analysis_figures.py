@@ -184,6 +184,7 @@ class ServeLatency(BaseModel):
     model_config = ConfigDict(extra="allow")
     latency: dict[str, LatencyStat] = Field(min_length=1)
     overhead_p50_ms: float | None = None
+    overhead_p50: dict[str, dict[str, float]] | None = None  # e.g. post_jpeg_vs_library: ms, ratio
     server_peak_rss_mb: float | None = Field(default=None, ge=0)
     throughput: list[ThroughputRow] = Field(default_factory=list)
     torch: str | None = None
@@ -635,7 +636,7 @@ def bench_figure(results: PaperResults, bench: BenchTrain | None,
 _VIT_SIZES = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
 BATCH_COLORS = (FT_COLOR, LIN_COLOR, OURS_COLOR, OURS_COLOR_2, "#1d3f73", MOCO_COLOR)
 PEER_COLOR = "#8a93a3"
-LATENCY_NAMES = {"bare": "bare call", "library": "library, bytes → PNGs",
+LATENCY_NAMES = {"bare": "bare call", "library": "in-process",
                  "post_json": "JSON + PNG", "post_jpeg": "JSON + JPEG", "post_png": "PNG"}
 IN_PROCESS_PATHS = ("bare", "library")
 
@@ -683,6 +684,7 @@ _FACTS: tuple[tuple[str, str, Any], ...] = (
     ("img_size", "image", "{} px".format),
     ("batch_size", "batch", str),
     ("amp_bf16", "bf16 autocast", lambda v: "yes" if v else "no"),
+    ("compute_dtype", "model runs in", str),
     ("matmul_gflops", "matmul ceiling", lambda v: f"{float(v):,.0f} GFLOP/s"),
     ("peer", "peer", str),
     ("checkpoint", "checkpoint", str),
@@ -768,7 +770,7 @@ def infer_figure(bench: BenchInfer, fig_id: str, name: str) -> Spec:
     return _spec(fig_id, title, data, layout, notes=notes, downloads=_bench_downloads(name))
 
 
-def peer_figure(bench: BenchPeer) -> Spec:
+def peer_figure(bench: BenchPeer, fig_id: str = "perf-peer", name: str = "peer") -> Spec:
     """Ours vs Hugging Face transformers images/s per model, mode and batch size."""
     xs = [[short_model(r.model) for r in bench.rows],
           [f"{'infer' if r.mode == 'inference' else 'train'} b{r.batch_size}"
@@ -799,8 +801,8 @@ def peer_figure(bench: BenchPeer) -> Spec:
              "predicted patches in inference; training rows compare speed only."]
     if meta.get("peer"):
         notes.append(f"Peer: {meta['peer']}.")
-    return _spec("perf-peer", f"MAE Lab vs {peer_name} on {machine_name(meta)}", data, layout,
-                 notes=notes, downloads=_bench_downloads("peer"))
+    return _spec(fig_id, f"MAE Lab vs {peer_name} on {machine_name(meta)}", data, layout,
+                 notes=notes, downloads=_bench_downloads(name))
 
 
 def _latency_order(serve: ServeLatency) -> list[str]:
@@ -836,8 +838,18 @@ def latency_figure(serve: ServeLatency) -> Spec:
     )
     meta = serve.meta
     notes = [_ran_on(meta, "python -m app.bench") + " Bars: median latency; whiskers reach the "
-             "90th percentile. The bare call is the library without HTTP."]
-    if serve.overhead_p50_ms is not None:
+             "90th percentile. The bare call is the library on a decoded image, arrays out; "
+             "in-process is the server's work without HTTP (decode the upload, reconstruct, "
+             "encode four PNG panels)."]
+    if serve.overhead_p50:
+        for name, label in (("post_json", "JSON + PNG"), ("post_jpeg", "JSON + JPEG")):
+            vs_bare = serve.overhead_p50.get(f"{name}_vs_bare")
+            vs_lib = serve.overhead_p50.get(f"{name}_vs_library")
+            if vs_bare and vs_lib:
+                notes.append(f"The service added at p50 ({label}): {vs_bare['ms']:+.1f} ms "
+                             f"({vs_bare['ratio'] - 1:+.0%}) over the bare call, "
+                             f"{vs_lib['ms']:+.1f} ms ({vs_lib['ratio'] - 1:+.0%}) over in-process.")
+    elif serve.overhead_p50_ms is not None:
         notes.append(f"Overhead of the service over the bare call at p50: "
                      f"{serve.overhead_p50_ms:+.1f} ms.")
     if serve.server_peak_rss_mb is not None:

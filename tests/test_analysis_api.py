@@ -19,7 +19,8 @@ PAGE_FIGURES = ["table1a", "table1b", "table1c", "table1d", "table1e", "table1f"
                 "scratch-vs-mae", "figure5", "figure7", "figure9", "table2", "bench",
                 "ablation-mask_ratio", "ablation-strategy", "ablation-decoder_depth",
                 "ablation-norm_pix"]
-PERF_FIGURES = ["perf-infer", "perf-infer-gpu", "perf-peer", "perf-latency", "perf-throughput"]
+PERF_FIGURES = ["perf-infer", "perf-infer-gpu", "perf-peer", "perf-peer-gpu", "perf-latency",
+                "perf-throughput"]
 RUN_FIGURES = ["run-loss", "run-speed"]
 HEAT_TABLES = ["table3", "table4", "table5", "table6", "table7", "table12", "table13"]
 
@@ -120,6 +121,9 @@ SERVE_LATENCY_OLD = {
 }
 PERF_FILES = {"bench_train_gpu.json": BENCH_TRAIN_GPU, "bench_infer.json": BENCH_INFER,
               "bench_infer_gpu.json": BENCH_INFER_GPU, "bench_peer.json": BENCH_PEER,
+              "bench_peer_gpu.json": {**BENCH_PEER, "rows": BENCH_PEER["rows"][:2],
+                                      "meta": {**BENCH_PEER["meta"], "device": "cuda",
+                                               "gpu": "Test GPU 80GB"}},
               "serve_latency.json": SERVE_LATENCY}
 
 
@@ -232,6 +236,7 @@ def test_page_figure_specs_have_the_right_traces(client):
     assert counts["perf-infer"] == [2, 2]                  # batch 1, 16 x two models
     assert counts["perf-infer-gpu"] == [1, 1, 1]           # batch 1, 16, 64 x one model
     assert counts["perf-peer"] == [3, 3]                   # ours, transformers x three rows
+    assert counts["perf-peer-gpu"] == [2, 2]               # its own file, its own chart
     assert counts["perf-latency"] == [4]                   # bare, JSON, JPEG, PNG
     assert counts["perf-throughput"] == [2, 2]             # batching on, off x 1 and 4 clients
     assert counts["ablation-mask_ratio"] == [10, 10, 4, 4]  # paper ft, lin, ours loss, probe
@@ -248,7 +253,8 @@ def test_page_without_our_results_explains_how_to_make_them(empty_client):
     assert "<code>mae ablate</code>" in html
     assert 'data-empty="runs"' in html and "No training runs found" in html
     for name, command in (("infer", "mae bench infer"), ("infer_gpu", "mae bench infer --device cuda"),
-                          ("peer", "mae bench peer"), ("serve_latency", "python -m app.bench")):
+                          ("peer", "mae bench peer"), ("peer_gpu", "mae bench peer --device cuda"),
+                          ("serve_latency", "python -m app.bench")):
         assert f'data-empty="bench-{name}"' in html
         assert f"<code>{command}" in html
     assert 'data-empty="bench-train_gpu"' in html and "mae bench train --device cuda" in html

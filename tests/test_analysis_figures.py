@@ -355,3 +355,18 @@ def test_bench_figure_draws_the_gpu_run_beside_the_cpu_one():
     assert {"/api/bench/train", "/api/bench/train_gpu"} <= {d["href"] for d in spec["downloads"]}
     only_gpu = bench_figure(paper_results(), None, BenchTrain.model_validate(gpu))
     assert [points(t) for t in only_gpu["data"]] == [2, 2, 2]
+
+
+def test_latency_notes_compare_the_service_with_the_bare_call_and_in_process():
+    latency = {k: {"p50_ms": v, "p90_ms": v + 1} for k, v in
+               (("bare", 20.0), ("library", 26.0), ("post_json", 31.0), ("post_jpeg", 25.0))}
+    overhead = {f"{post}_vs_{base}": {"ms": latency[post]["p50_ms"] - latency[base]["p50_ms"],
+                                      "ratio": latency[post]["p50_ms"] / latency[base]["p50_ms"]}
+                for post in ("post_json", "post_jpeg") for base in ("bare", "library")}
+    serve = ServeLatency.model_validate({"latency": latency, "overhead_p50": overhead,
+                                         "compute_dtype": "bf16"})
+    spec = latency_figure(serve)
+    assert spec["data"][0]["x"][:2] == ["bare call", "in-process"]
+    assert any("(JSON + JPEG): +5.0 ms (+25%) over the bare call, -1.0 ms (-4%) over in-process"
+               in n for n in spec["notes"])
+    assert {"key": "compute_dtype", "label": "model runs in", "value": "bf16"} in machine_facts(serve.meta)

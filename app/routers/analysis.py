@@ -107,6 +107,8 @@ BENCH_FILES: dict[str, BenchFile] = {
                            "mae bench infer --device cuda --output bench-results/"
                            "bench_infer_gpu.json"),
     "peer": BenchFile("bench_peer.json", BenchPeer, "mae bench peer"),
+    "peer_gpu": BenchFile("bench_peer_gpu.json", BenchPeer,
+                          "mae bench peer --device cuda --output bench-results/bench_peer_gpu.json"),
     "serve_latency": BenchFile("serve_latency.json", ServeLatency, "python -m app.bench"),
 }
 
@@ -254,7 +256,7 @@ def performance_state(request: Request) -> dict[str, dict[str, Any]]:
     ``command`` that writes it.
     """
     out: dict[str, dict[str, Any]] = {}
-    for name in ("infer", "infer_gpu", "peer", "serve_latency"):
+    for name in ("infer", "infer_gpu", "peer", "peer_gpu", "serve_latency"):
         spec = BENCH_FILES[name]
         result, error = load_bench_file(request, name)
         specs: list[dict[str, Any]] = []
@@ -263,7 +265,7 @@ def performance_state(request: Request) -> dict[str, dict[str, Any]]:
             specs = [infer_figure(result, f"perf-{name.replace('_', '-')}", name)]
             tables = [{"title": "All rows", "view": infer_table(result)}]
         elif isinstance(result, BenchPeer):
-            specs = [peer_figure(result)]
+            specs = [peer_figure(result, f"perf-{name.replace('_', '-')}", name)]
             tables = [{"title": "All rows", "view": peer_table(result)}]
         elif isinstance(result, ServeLatency):
             throughput = throughput_figure(result)
@@ -428,7 +430,7 @@ def bench_train(request: Request, format: Format = "json") -> Any:
 
 
 @router.get("/api/bench/{name}", responses=CSV_OR_404,
-            summary="One committed benchmark file: train_gpu, infer, infer_gpu, peer, "
+            summary="One committed benchmark file: train_gpu, infer, infer_gpu, peer, peer_gpu, "
                     "serve_latency (404 until it exists)")
 def bench_file(request: Request, name: str, format: Format = "json") -> Any:
     if name not in BENCH_FILES:
