@@ -63,13 +63,19 @@ def time_interleaved(fns: Sequence[Callable[[], Any]], device: torch.device, rep
     return [statistics.median(s) for s in samples]
 
 
-def matmul_gflops(device: torch.device, n: int | None = None, dtype: torch.dtype = torch.float32) -> float:
-    """Achieved GFLOP/s of an n x n x n matrix product: the machine's practical ceiling."""
+def matmul_op(device: torch.device, n: int | None = None, dtype: torch.dtype = torch.float32
+              ) -> tuple[Callable[[], Any], float]:
+    """(an n x n x n matrix product to time, its FLOPs): the machine's practical ceiling."""
     n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    seconds = time_call(lambda: a @ b, device, repeats=5, warmup=2)
-    return 2 * n**3 / seconds / 1e9
+    return (lambda: a @ b), 2.0 * n**3
+
+
+def matmul_gflops(device: torch.device, n: int | None = None, dtype: torch.dtype = torch.float32) -> float:
+    """Achieved GFLOP/s of an n x n x n matrix product: the machine's practical ceiling."""
+    fn, flops = matmul_op(device, n, dtype)
+    return flops / time_call(fn, device, repeats=5, warmup=2) / 1e9
 
 
 def cpu_model() -> str:

@@ -3,6 +3,7 @@ matmul rate."""
 
 from __future__ import annotations
 
+import statistics
 from typing import Any, Sequence
 
 import torch
@@ -11,7 +12,7 @@ from ..masking import make_generator, mask_scores
 from ..model import create_model
 from ..precision import autocast, autocast_dtype, dtype_name
 from ..reconstruct import pick_device
-from .common import machine_meta, mae_forward_flops, matmul_gflops, time_call
+from .common import machine_meta, mae_forward_flops, matmul_op, time_interleaved
 
 
 def bench_infer(
@@ -23,11 +24,13 @@ def bench_infer(
     device: str | None = None,
     precision: str = "auto",
 ) -> dict[str, Any]:
-    """``precision`` as ``Reconstructor``'s (auto: bf16 autocast on CUDA, fp32 on CPU); the
-    matmul ceiling is measured in the same dtype."""
+    """``precision`` as ``Reconstructor``'s (auto: bf16 autocast on CUDA, fp32 on CPU). The
+    matmul ceiling is measured in the same dtype, interleaved with each row's forward passes,
+    so a load spike from other processes cannot inflate one side of the ratio."""
     dev = pick_device(device)
     amp = autocast_dtype(precision, dev)
-    peak = matmul_gflops(dev, dtype=amp or torch.float32)
+    matmul, matmul_flops = matmul_op(dev, dtype=amp or torch.float32)
+    peaks = []
     rows = []
     for name in models:
         net = create_model(name, img_size=img_size).to(dev).eval()
@@ -39,12 +42,13 @@ def bench_infer(
                 with torch.inference_mode(), autocast(dev, amp):
                     net(imgs, mask_ratio=mask_ratio, noise=noise)
 
-            seconds = time_call(forward, dev, repeats=repeats, warmup=2)
+            seconds, matmul_s = time_interleaved([forward, matmul], dev, repeats=repeats)
+            peaks.append(matmul_flops / matmul_s / 1e9)
             gflops = mae_forward_flops(net.config, mask_ratio) * bs / seconds / 1e9
             rows.append({"model": name, "batch_size": bs, "ms_per_batch": 1000 * seconds,
                          "images_per_s": bs / seconds, "gflops_per_s": gflops,
-                         "fraction_of_matmul": gflops / peak})
+                         "matmul_gflops": peaks[-1], "fraction_of_matmul": gflops / peaks[-1]})
         del net
     return {"meta": {**machine_meta(dev), "img_size": img_size, "mask_ratio": mask_ratio,
                      "amp_bf16": amp is torch.bfloat16, "compute_dtype": dtype_name(amp),
-                     "matmul_gflops": peak}, "rows": rows}
+                     "matmul_gflops": statistics.median(peaks)}, "rows": rows}
