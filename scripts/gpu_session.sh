@@ -6,9 +6,11 @@
 set -uo pipefail
 corpus=${1:?corpus}; minutes=${2:-6}
 out=${OUT:-/tmp/out}; mkdir -p "$out"; export PYTHONPATH=$PWD
+exec > >(tee -a "$out/session.log") 2>&1  # the whole log comes back even if the run is cut short
 run=/tmp/default-run
 nvidia-smi -L; python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)"
-CALIB_STEPS=${CALIB_STEPS:-20} bash scripts/train_default_gpu.sh "$corpus" "$run" "$minutes" 2>&1 | tail -12
+CALIB_STEPS=${CALIB_STEPS:-20} bash scripts/train_default_gpu.sh "$corpus" "$run" "$minutes" > "$out/train.log" 2>&1
+tail -12 "$out/train.log"
 # the exported model travels back in pieces (the file limit is 16 MiB)
 [ -f "$run/model.safetensors" ] && split -b 15M "$run/model.safetensors" "$out/model.safetensors.part-"
 tar czf "$out/run.tgz" -C "$run" --exclude checkpoints --exclude model.safetensors .
