@@ -14,6 +14,24 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 @contextmanager
+def watched_page(browser, base_url: str, **context_options):
+    """A page in a fresh context that records page errors, console errors and any request
+    leaving ``base_url`` in ``page.problems`` (the tests assert it stays empty)."""
+    context = browser.new_context(**context_options)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
+    page.on("request", lambda req: req.url.startswith((base_url, "data:", "blob:"))
+            or problems.append(f"outside request: {req.url}"))
+    page.problems = problems
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@contextmanager
 def launch_chromium():
     from playwright.sync_api import sync_playwright
 

@@ -2,7 +2,7 @@ import json
 
 from mae_core.ablate import FACTORS, changes_for, run_ablation
 from mae_core.cli import main
-from train_helpers import TINY, make_images, tiny_config
+from train_helpers import make_images, tiny_config
 
 
 def test_factor_values_map_to_config_changes(tmp_path):

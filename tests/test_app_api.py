@@ -18,6 +18,7 @@ from PIL import Image
 from app import Settings, create_app
 from app.schemas import ReconstructResponse
 from app.testing import png_bytes, synthetic_photo, write_checkpoint
+from app_helpers import gate_worker, wait_for
 
 GRID = 4  # the 64 px test model: 4x4 patches of 16 px
 DEFAULT = "mae-lab-default"
@@ -61,15 +62,6 @@ def post(client, image: bytes | None = None, *, filename="photo.png", content_ty
 
 def decode_panel(b64: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))))
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    raise AssertionError("condition not reached in time")
 
 
 def assert_error(resp, status: int, kind: str, *words: str):
@@ -314,21 +306,6 @@ def test_422_broken_checkpoint(ckpt_dir, photo_png):
         assert_error(post(client, photo_png, model="broken"), 422, "checkpoint_unusable", "broken")
 
 
-def blocked_worker(app):
-    """Make the worker block inside ``registry.get`` while ``gate`` is clear."""
-    registry = app.state.registry
-    gate = threading.Event()
-    gate.set()
-    real_get = registry.get
-
-    def gated_get(model_id):
-        assert gate.wait(10), "test gate never opened"
-        return real_get(model_id)
-
-    registry.get = gated_get
-    return gate
-
-
 def in_thread(fn, *args, **kwargs):
     box = {}
     thread = threading.Thread(target=lambda: box.setdefault("value", fn(*args, **kwargs)))
@@ -338,7 +315,7 @@ def in_thread(fn, *args, **kwargs):
 
 def test_503_when_the_queue_is_full(ckpt_dir, photo_png):
     app = create_app(Settings(checkpoint_dir=ckpt_dir, queue_size=1))
-    gate = blocked_worker(app)
+    gate = gate_worker(app)
     with TestClient(app) as client:
         wait_for(lambda: app.state.registry.default_state == "ready")
         gate.clear()
@@ -361,7 +338,7 @@ def test_503_when_queue_size_is_zero(ckpt_dir, photo_png):
 # ---------------------------------------------------------------------------- micro-batching
 def test_concurrent_compatible_requests_share_one_forward_pass(ckpt_dir, photo_png):
     app = create_app(Settings(checkpoint_dir=ckpt_dir, batch_window_ms=5))
-    gate = blocked_worker(app)
+    gate = gate_worker(app)
     with TestClient(app) as client:
         batcher = app.state.batcher
         wait_for(lambda: app.state.registry.default_state == "ready")
@@ -389,7 +366,7 @@ def test_concurrent_compatible_requests_share_one_forward_pass(ckpt_dir, photo_p
 
 def test_a_bad_request_in_a_batch_fails_alone(ckpt_dir, photo_png):
     app = create_app(Settings(checkpoint_dir=ckpt_dir, batch_window_ms=5))
-    gate = blocked_worker(app)
+    gate = gate_worker(app)
     good_mask = [[1, 1, 1, 0], [1, 1, 0, 1], [1, 0, 1, 1], [0, 1, 1, 1]]
     wrong_shape = [[1, 1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 0, 0]]  # also hides 12 patches
     with TestClient(app) as client:

@@ -7,7 +7,6 @@ browser is a failure, not a skip: ``apt-get install -y chromium``.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -15,8 +14,9 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from browser_helpers import launch_chromium
 
+from app.testing import free_port
+from browser_helpers import launch_chromium
 from test_analysis_api import PAGE_FIGURES, PERF_FIGURES, RUN_FIGURES, snapshot_png, write_ours
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
@@ -25,18 +25,12 @@ REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def serve(app) -> Iterator[str]:
     """Run ``app`` with uvicorn on a free local port in a background thread."""
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,18 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from app.testing import synthetic_photo, write_checkpoint
+from app.testing import free_port, synthetic_photo, write_checkpoint
+from browser_helpers import watched_page
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -70,16 +64,9 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    pg = context.new_page()
-    problems: list[str] = []
-    pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    pg.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
-    pg.on("request", lambda req: req.url.startswith((server, "data:", "blob:"))
-          or problems.append(f"outside request: {req.url}"))
-    pg.problems = problems
-    yield pg
-    context.close()
+    with watched_page(browser, server, viewport={"width": 1400, "height": 1000},
+                      accept_downloads=True) as pg:
+        yield pg
 
 
 def panel_srcs(page, view="single", row=0):

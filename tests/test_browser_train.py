@@ -8,7 +8,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from jobs_helpers import REPO, free_port, job_request, start_mae, stop, subprocess_env, wait_until
+from app.testing import free_port
+from browser_helpers import watched_page
+from jobs_helpers import REPO, job_request, start_mae, stop, subprocess_env, wait_until
 from train_helpers import make_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -51,17 +53,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, server):
-    base = server[0]
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    pg = context.new_page()
-    problems: list[str] = []
-    pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    pg.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
-    pg.on("request", lambda req: req.url.startswith((base, "data:", "blob:"))
-          or problems.append(f"outside request: {req.url}"))
-    pg.problems = problems
-    yield pg
-    context.close()
+    with watched_page(browser, server[0], viewport={"width": 1360, "height": 900}) as pg:
+        yield pg
 
 
 def test_form_validates_queues_and_lists_jobs(page, server):

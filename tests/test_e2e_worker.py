@@ -5,7 +5,6 @@ temp folders). Jobs go in over HTTP; workers are killed, stopped and doubled up.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -17,9 +16,9 @@ import httpx
 import pytest
 import yaml
 
-from app.testing import png_bytes, synthetic_photo
+from app.testing import free_port, png_bytes, synthetic_photo
 from mae_core.train.state import latest_checkpoint, load_training_state
-from jobs_helpers import REPO, free_port, job_request, start_mae, stop, subprocess_env, wait_until
+from jobs_helpers import REPO, job_request, start_mae, stop, subprocess_env, wait_until
 from train_helpers import make_images
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from PIL import Image
 
 from mae_core import create_model, save_model
 from mae_core.cli import main
-from mae_core.evaluation import FinetuneConfig, LinprobeConfig, finetune, linear_probe
+from mae_core.evaluation import LinprobeConfig, linear_probe
 from mae_core.evaluation.finetune import MAEClassifier, freeze_for_partial, layer_decay_groups
 from train_helpers import TINY
 

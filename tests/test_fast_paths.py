@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from timm.models.vision_transformer import Block
 
 from mae_core import InvalidParameterError, PreparedImage, Reconstructor, create_model

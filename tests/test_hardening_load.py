@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 import tracemalloc
 from contextlib import contextmanager
 
@@ -17,6 +16,7 @@ from app.batcher import Batcher, Job
 from app.errors import QueueFullError
 from app.registry import ModelRegistry
 from app.testing import call_asgi, png_bytes, reconstruct_form, synthetic_photo, write_checkpoint
+from app_helpers import gate_worker, wait_for
 
 MODEL = "mae-lab-default"
 
@@ -26,30 +26,6 @@ def folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("load") / "checkpoints"
     write_checkpoint(folder, MODEL)
     return folder
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.005)
-    raise AssertionError("condition not reached in time")
-
-
-def gate_worker(app) -> threading.Event:
-    """The worker blocks inside ``registry.get`` until the returned event is set."""
-    registry = app.state.registry
-    gate = threading.Event()
-    gate.set()
-    real_get = registry.get
-
-    def gated(model_id):
-        assert gate.wait(30), "test gate never opened"
-        return real_get(model_id)
-
-    registry.get = gated
-    return gate
 
 
 @contextmanager
