@@ -32,10 +32,21 @@ Spec = dict[str, Any]
 
 # -- result files written by the trainer's commands -------------------------------------------
 
-class BenchRow(BaseModel):
-    """One row of ``mae bench train``: an encoder variant at one decoder depth."""
+class _Open(BaseModel):
+    """Result files may carry more fields than the page reads; they are kept, not refused."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class _BenchFile(_Open):
+    """A benchmark file: ``meta`` (machine, date, settings) and its ``rows``."""
+
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class BenchRow(_Open):
+    """One row of ``mae bench train``: an encoder variant at one decoder depth."""
+
     encoder: Literal["visible-only", "mask-tokens"]
     decoder_depth: int = Field(ge=0)
     step_s: float = Field(gt=0)
@@ -43,11 +54,9 @@ class BenchRow(BaseModel):
     speedup: float | None = Field(default=None, gt=0)
 
 
-class BenchTrain(BaseModel):
+class BenchTrain(_BenchFile):
     """The ``mae bench train`` JSON file (local re-run of the paper's Table 2 comparison)."""
 
-    model_config = ConfigDict(extra="allow")
-    meta: dict[str, Any] = Field(default_factory=dict)
     rows: list[BenchRow] = Field(min_length=1)
 
     def speedups(self) -> dict[int, float]:
@@ -79,17 +88,15 @@ AblationFactor = Literal["mask_ratio", "strategy", "decoder_depth", "norm_pix"]
 ABLATION_FACTORS: tuple[str, ...] = ("mask_ratio", "strategy", "decoder_depth", "norm_pix")
 
 
-class AblationRow(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class AblationRow(_Open):
     value: str | int | float | bool | None
     recon_loss: float | None = None
     linprobe_acc: float | None = None
 
 
-class AblationResult(BaseModel):
+class AblationResult(_Open):
     """One ``mae ablate`` result file: ``bench-results/ablations/<factor>.json``."""
 
-    model_config = ConfigDict(extra="allow")
     factor: AblationFactor
     meta: dict[str, Any] = Field(default_factory=dict)
     rows: list[AblationRow] = Field(min_length=1)
@@ -109,10 +116,9 @@ class AblationResult(BaseModel):
         return "Ours (small scale" + (f": {setting}" if setting else "") + ")"
 
 
-class BenchInferRow(BaseModel):
+class BenchInferRow(_Open):
     """One row of ``mae bench infer``: a model at one batch size."""
 
-    model_config = ConfigDict(extra="allow")
     model: str
     batch_size: int = Field(ge=1)
     ms_per_batch: float = Field(gt=0)
@@ -121,18 +127,15 @@ class BenchInferRow(BaseModel):
     fraction_of_matmul: float | None = Field(default=None, ge=0)
 
 
-class BenchInfer(BaseModel):
+class BenchInfer(_BenchFile):
     """The ``mae bench infer`` JSON file (reconstruction images/s on one device)."""
 
-    model_config = ConfigDict(extra="allow")
-    meta: dict[str, Any] = Field(default_factory=dict)
     rows: list[BenchInferRow] = Field(min_length=1)
 
 
-class BenchPeerRow(BaseModel):
+class BenchPeerRow(_Open):
     """One row of ``mae bench peer``: ours vs Hugging Face at one mode and batch size."""
 
-    model_config = ConfigDict(extra="allow")
     model: str
     mode: Literal["inference", "train"]
     batch_size: int = Field(ge=1)
@@ -142,16 +145,13 @@ class BenchPeerRow(BaseModel):
     max_abs_diff: float | None = Field(default=None, ge=0)
 
 
-class BenchPeer(BaseModel):
+class BenchPeer(_BenchFile):
     """The ``mae bench peer`` JSON file (ours vs transformers' ViTMAEForPreTraining)."""
 
-    model_config = ConfigDict(extra="allow")
-    meta: dict[str, Any] = Field(default_factory=dict)
     rows: list[BenchPeerRow] = Field(min_length=1)
 
 
-class LatencyStat(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class LatencyStat(_Open):
     p50_ms: float = Field(ge=0)
     p90_ms: float | None = Field(default=None, ge=0)
     mean_ms: float | None = Field(default=None, ge=0)
@@ -159,8 +159,7 @@ class LatencyStat(BaseModel):
     n: int | None = Field(default=None, ge=0)
 
 
-class ThroughputRow(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class ThroughputRow(_Open):
     batching: bool
     clients: int = Field(ge=1)
     requests: int | None = Field(default=None, ge=0)
@@ -174,14 +173,13 @@ SERVE_META_KEYS = ("date", "cpu", "gpu", "device", "compute_dtype", "torch", "ma
                    "load_average", "torch_threads_bare", "batch_window_ms", "python")
 
 
-class ServeLatency(BaseModel):
+class ServeLatency(_Open):
     """The ``python -m app.bench`` JSON file: request latency and throughput of the server.
 
     Older files lack ``post_jpeg``, ``throughput`` and ``server_peak_rss_mb``; they load with
     those parts absent.
     """
 
-    model_config = ConfigDict(extra="allow")
     latency: dict[str, LatencyStat] = Field(min_length=1)
     overhead_p50_ms: float | None = None
     overhead_p50: dict[str, dict[str, float]] | None = None  # e.g. post_jpeg_vs_library: ms, ratio

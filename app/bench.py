@@ -32,6 +32,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +93,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     image.load()
 
     bare = Reconstructor.from_checkpoint(weights, device=args.device, precision=args.precision)
-    env = {"MAE_BATCH_WINDOW_MS": str(args.window_ms), "MAE_PRECISION": args.precision}
-    if args.threads:  # the server's torch uses as many threads as the bare call
-        env["OMP_NUM_THREADS"] = str(args.threads)
-    server = ServerProcess(folder, model_id, env=env, args=["--device", args.device])
+    server = ServerProcess(folder, model_id, env=_server_env(args), args=["--device", args.device])
     times: dict[str, list[float]] = {"bare": [], "library": [], "post_json": [], "post_jpeg": [],
                                      "post_png": []}
     server_side: list[dict[str, float]] = []
@@ -212,24 +210,28 @@ def _peak_rss_mb(pid: int | None) -> float | None:
     return None
 
 
+def _server_env(args: argparse.Namespace, **extra: str) -> dict[str, str]:
+    """The ``mae serve`` environment for a run: the same precision and torch threads as the
+    bare call, the batching window, and ``extra`` settings."""
+    env = {"MAE_BATCH_WINDOW_MS": str(args.window_ms), "MAE_PRECISION": args.precision, **extra}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    return env
+
+
 def _throughput_sweep(args, folder: Path, model_id: str, data: bytes, image_name: str) -> list[dict]:
     """images/s with 1, 4, 16 ... concurrent clients, micro-batching on vs off (batch size 1).
 
     Both servers run at once and take turns (on, off, on, off ... for each client count), so
     drifting load from other processes hits both alike; each row is the median of the rounds.
     """
-    servers = {}
-    for batching in (True, False):
-        env = {"MAE_BATCH_WINDOW_MS": str(args.window_ms), "MAE_PRECISION": args.precision,
-               "MAE_MAX_BATCH_SIZE": "16" if batching else "1",
-               "MAE_QUEUE_SIZE": str(max(32, 2 * max(args.clients)))}
-        if args.threads:
-            env["OMP_NUM_THREADS"] = str(args.threads)
-        servers[batching] = ServerProcess(folder, model_id, env=env, args=["--device", args.device])
     samples: dict[tuple[bool, int], list[tuple[float, list[int]]]] = {}
-    try:
-        for server in servers.values():
-            server.__enter__()
+    with ExitStack() as stack:
+        servers = {batching: stack.enter_context(ServerProcess(
+            folder, model_id, args=["--device", args.device], env=_server_env(
+                args, MAE_MAX_BATCH_SIZE="16" if batching else "1",
+                MAE_QUEUE_SIZE=str(max(32, 2 * max(args.clients))))))
+            for batching in (True, False)}
         for server in servers.values():
             server.wait_ready()
             _sweep_point(server.port, data, image_name, clients=1, total=3)  # warm-up
@@ -240,9 +242,6 @@ def _throughput_sweep(args, folder: Path, model_id: str, data: bytes, image_name
                 for batching, server in order if turn % 2 == 0 else order[::-1]:
                     samples.setdefault((batching, clients), []).append(
                         _sweep_point(server.port, data, image_name, clients, total))
-    finally:
-        for server in servers.values():
-            server.stop()
     rows = []
     for (batching, clients), points in samples.items():
         rates = [rate for rate, _ in points]

@@ -18,32 +18,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .paper_entries import REQUIRED_RESULTS
+
 DATA_FILE = Path(__file__).resolve().parent / "data" / "paper_results.json"
 
 Cell = str | int | float | bool | None
 XStatus = Literal["anchored", "inferred", "uncertain"]
-
-# Entries the analysis page draws; the loader refuses a file that lacks any of them.
-REQUIRED_RESULTS = (
-    "table1a_decoder_depth",
-    "table1b_decoder_width",
-    "table1c_mask_token",
-    "table1d_reconstruction_target",
-    "table1e_data_augmentation",
-    "table1f_mask_sampling",
-    "baseline_vitl_scratch_vs_mae",
-    "figure5_masking_ratio",
-    "figure7_training_schedule",
-    "figure9_partial_finetuning",
-    "table2_wall_clock",
-    "table3_imagenet_comparison",
-    "table4_coco",
-    "table5_ade20k",
-    "table6_transfer_classification",
-    "table7_pixels_vs_tokens",
-    "table12_linear_probing_comparison",
-    "table13_robustness",
-)
 
 
 class PaperResultsError(ValueError):

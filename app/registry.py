@@ -172,12 +172,11 @@ class ModelRegistry:
 
     # ------------------------------------------------------------- loading
     def loaded(self, info: CheckpointInfo) -> Reconstructor | None:
-        """The reconstructor for ``info`` if it is loaded and current; never loads anything."""
+        """The reconstructor for ``info`` if it is loaded; never loads or checks the file (it may
+        be stale: ``get`` does that, and the worker re-fits inputs made for another model)."""
         with self._lock:
             entry = self._cache.get(info.id)
-        if entry is None or entry.stamp != _stamp(info.path):
-            return None
-        return entry.reconstructor
+        return None if entry is None else entry.reconstructor
 
     def get(self, model_id: str | None) -> Reconstructor:
         """A loaded reconstructor for ``model_id`` (loads it if needed; call off the event loop)."""

@@ -10,6 +10,7 @@ Resize policies:
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 
@@ -186,6 +187,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return pixels.movedim(-3, -1).cpu().numpy()
 
 
+@functools.cache
 def mean_colour() -> np.ndarray:
     """The uint8 RGB colour of a zero (dataset-mean) pixel, what removed patches show."""
     return to_uint8(torch.zeros(3, 1, 1))[0, 0]

@@ -70,5 +70,9 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
     return torch.autocast(device.type, dtype=dtype)
 
 
+_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
 def dtype_name(dtype: torch.dtype | None) -> str:
-    return "fp32" if dtype is None else str(dtype).removeprefix("torch.").replace("bfloat16", "bf16").replace("float16", "fp16")
+    """``fp32`` for no autocast, else ``bf16`` / ``fp16``."""
+    return _NAMES[dtype]

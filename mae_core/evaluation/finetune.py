@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import load_model
 from ..io_utils import write_json_atomic
 from ..model import MaskedAutoencoderViT
+from ..precision import autocast, autocast_dtype
 from ..reconstruct import pick_device
 from ..train.schedule import base_lr, lr_at
 from .data import LabelledImageFolder, topk_accuracy
@@ -174,7 +174,7 @@ def finetune(config: FinetuneConfig, model: MaskedAutoencoderViT | None = None) 
 
         raise TrainingError(f"{len(train_set)} training images cannot fill a batch of {config.batch_size}")
     val_loader = DataLoader(val_set, batch_size=config.batch_size, num_workers=config.num_workers)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
+    amp = autocast(device, autocast_dtype("auto", device))  # bf16 on CUDA, fp32 elsewhere
     history, best = [], None
     for epoch in tqdm(range(config.epochs), desc="finetune", unit="epoch"):
         clf.train()
@@ -185,7 +185,7 @@ def finetune(config: FinetuneConfig, model: MaskedAutoencoderViT | None = None) 
                                 config.epochs) * g["lr_scale"]
             x, y = x.to(device), y.to(device)
             x, target = mix_batch(x, y, num_classes, config.mixup, config.cutmix, config.smoothing, rng)
-            with autocast:
+            with amp:
                 loss = torch.sum(-target * torch.log_softmax(clf(x).float(), dim=-1), dim=-1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -28,6 +28,7 @@ from ..imaging import fit_image, to_rgb
 from ..io_utils import write_json_atomic
 from ..masking import make_generator, mask_scores
 from ..model import MaskedAutoencoderViT, create_model
+from ..precision import autocast
 from ..reconstruct import Reconstructor, pick_device
 from .config import TrainConfig
 from .data import ImageFolderDataset, ResumableDistributedSampler, collate_skip_broken, find_images
@@ -277,11 +278,6 @@ class Trainer:
         rows = w * (micro * b + torch.arange(n)) + self.dist.rank
         return step_noise[rows]
 
-    def _autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
     def run(self) -> TrainResult:
         self._setup()
         c = self.config
@@ -319,7 +315,7 @@ class Trainer:
                         imgs = batch.images.to(self.device, non_blocking=True)
                         noise = self._noise_rows(step_noise, micro, imgs.shape[0]).to(self.device)
                         sync = self.ddp is None or micro == self.accum - 1
-                        with (nullcontext() if sync else self.ddp.no_sync()), self._autocast():
+                        with (nullcontext() if sync else self.ddp.no_sync()), autocast(self.device, self.amp_dtype):
                             loss = self.forward(imgs, mask_ratio=c.mask_ratio, noise=noise).loss
                         self.scaler.scale(loss / self.accum).backward()
                         losses.append(loss.detach())
