@@ -26,6 +26,9 @@ RUN pip install --index-url "${TORCH_INDEX_URL}" "torch>=2.3" "torchvision>=0.18
 
 COPY pyproject.toml README.md ./
 COPY mae_core ./mae_core
+COPY mae_service ./mae_service
+COPY mae_tools ./mae_tools
+COPY mae_cli ./mae_cli
 COPY app ./app
 COPY templates ./templates
 COPY static ./static

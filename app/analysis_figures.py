@@ -174,7 +174,7 @@ SERVE_META_KEYS = ("date", "cpu", "gpu", "device", "compute_dtype", "torch", "ma
 
 
 class ServeLatency(_Open):
-    """The ``python -m app.bench`` JSON file: request latency and throughput of the server.
+    """The ``python -m mae_tools.serve_bench`` JSON file: request latency and throughput of the server.
 
     Older files lack ``post_jpeg``, ``throughput`` and ``server_peak_rss_mb``; they load with
     those parts absent.
@@ -825,7 +825,7 @@ def latency_figure(serve: ServeLatency) -> Spec:
         "customdata": [["–" if s.p90_ms is None else f"{s.p90_ms:.1f}",
                         "–" if s.n is None else str(s.n)] for s in stats],
         "hovertemplate": "%{x}<br>p50 %{y:.1f} ms · p90 %{customdata[0]} ms "
-                         "(n = %{customdata[1]})<extra>python -m app.bench</extra>",
+                         "(n = %{customdata[1]})<extra>python -m mae_tools.serve_bench</extra>",
     }]
     layout = _base_layout(
         height=360, showlegend=False,
@@ -835,7 +835,7 @@ def latency_figure(serve: ServeLatency) -> Spec:
                "gridcolor": "#e6e8ee"},
     )
     meta = serve.meta
-    notes = [_ran_on(meta, "python -m app.bench") + " Bars: median latency; whiskers reach the "
+    notes = [_ran_on(meta, "python -m mae_tools.serve_bench") + " Bars: median latency; whiskers reach the "
              "90th percentile. The bare call is the library on a decoded image, arrays out; "
              "in-process is the server's work without HTTP (decode the upload, reconstruct, "
              "encode four PNG panels)."]
@@ -881,7 +881,7 @@ def throughput_figure(serve: ServeLatency) -> Spec | None:
                             f"{r.speedup_vs_no_batching:.2f}×"] for r in rows],
             "hovertemplate": f"{label}, %{{x}} clients<br>%{{y:.1f}} images/s · mean batch "
                              "%{customdata[0]}<br>vs no batching: %{customdata[1]}"
-                             "<extra>python -m app.bench</extra>",
+                             "<extra>python -m mae_tools.serve_bench</extra>",
         })
     top = max(r.images_per_s for r in serve.throughput) or 1.0
     layout = _base_layout(

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mae_core.defaults import DEFAULT_CHECKPOINT_ID, checkpoint_dir
-from mae_core.jobs.paths import DataDir, default_data_dir, default_data_roots
+from mae_service.jobs.paths import DataDir, default_data_dir, default_data_roots
 
 
 class Settings(BaseSettings):

@@ -8,7 +8,7 @@ attention). The encoder runs on the visible patches only; the light decoder sees
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -45,9 +45,12 @@ class MaskedAutoencoderViT(nn.Module):
     same count per sample and overrides ``mask_ratio`` and ``noise``.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, *, has_decoder: bool = True) -> None:
         super().__init__()
         self.config = config
+        # False for encoder-only weights: the decoder is built (so the state dict has its keys)
+        # but stays randomly initialised, and reconstruction refuses.
+        self._decoder_trained = has_decoder
         c = config
         norm_layer = partial(nn.LayerNorm, eps=c.norm_eps)
 
@@ -114,8 +117,8 @@ class MaskedAutoencoderViT(nn.Module):
 
     @property
     def has_decoder(self) -> bool:
-        """False for encoder-only weights loaded with ``load_model(..., allow_missing_decoder=True)``."""
-        return getattr(self, "_has_decoder", True)
+        """False for encoder-only weights (official pretrain files, timm encoders)."""
+        return self._decoder_trained
 
     def patchify(self, imgs: torch.Tensor) -> torch.Tensor:
         """[N, 3, H, W] → [N, L, p*p*3] in the official (p, q, c) layout."""
@@ -275,8 +278,9 @@ def _init_module(m: nn.Module) -> None:
         nn.init.constant_(m.bias, 0)
 
 
-def create_model(name: str = "mae_vit_base_patch16", **overrides) -> MaskedAutoencoderViT:
+def create_model(name: str = "mae_vit_base_patch16", *, has_decoder: bool = True,
+                 **overrides: Any) -> MaskedAutoencoderViT:
     """Build a registered preset, with any ``ModelConfig`` field overridden."""
     from .presets import get_preset
 
-    return MaskedAutoencoderViT(get_preset(name, **overrides))
+    return MaskedAutoencoderViT(get_preset(name, **overrides), has_decoder=has_decoder)

@@ -15,6 +15,6 @@ tail -12 "$out/train.log"
 [ -f "$run/model.safetensors" ] && split -b 15M "$run/model.safetensors" "$out/model.safetensors.part-"
 tar czf "$out/run.tgz" -C "$run" --exclude checkpoints --exclude model.safetensors .
 timeout 40 python3 -m pytest -q -p no:cacheprovider tests/test_masking.py -k gpu 2>&1 | tail -3
-timeout 60 python3 -m mae_core bench infer --device cuda --batch-sizes 1 16 64 --output "$out/bench_infer_gpu.json" 2>&1 | tail -8
-timeout 90 python3 -m mae_core bench train --device cuda --model mae_vit_large_patch16 --batch-size 64 --steps 5 --output "$out/bench_train_gpu.json" 2>&1 | tail -8
+timeout 60 python3 -m mae_cli bench infer --device cuda --batch-sizes 1 16 64 --output "$out/bench_infer_gpu.json" 2>&1 | tail -8
+timeout 90 python3 -m mae_cli bench train --device cuda --model mae_vit_large_patch16 --batch-size 64 --steps 5 --output "$out/bench_train_gpu.json" 2>&1 | tail -8
 ls -la "$out"

@@ -20,11 +20,11 @@ common=(--data "$corpus/train" --val-data "$corpus/heldout" --model mae_vit_tiny
         --num-workers "$workers" --cache-px 256 --repeats "$repeats" --no-progress)
 
 calib=$(mktemp -d)
-"$py" -m mae_core train "${common[@]}" --epochs 100 --warmup-epochs 1 --max-steps "${CALIB_STEPS:-40}" \
+"$py" -m mae_cli train "${common[@]}" --epochs 100 --warmup-epochs 1 --max-steps "${CALIB_STEPS:-40}" \
   --log-every 5 --snapshot-every 0 --output-dir "$calib" >/dev/null
 rate=$("$py" -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print(sum(x['images_per_s'] for x in r[-2:]) / 2)" "$calib/metrics.jsonl")
 epochs=$("$py" -c "print(max(1, int($rate * $minutes * 60 / ($train_images * $repeats))))")
 warmup=$("$py" -c "print(max(0.5, round($epochs * 0.05, 2)))")
 echo "calibration: ${rate} images/s -> ${epochs} epochs of ${train_images}x${repeats} images, warmup ${warmup}"
-"$py" -m mae_core train "${common[@]}" --epochs "$epochs" --warmup-epochs "$warmup" \
+"$py" -m mae_cli train "${common[@]}" --epochs "$epochs" --warmup-epochs "$warmup" \
   --log-every 25 --snapshot-every 500 --ckpt-every-steps 2000 --output-dir "$run"

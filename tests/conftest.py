@@ -1,6 +1,4 @@
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +8,6 @@ from PIL import Image
 # Tests are CPU-only and small; keep torch from oversubscribing the 2-core CI machine.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -29,7 +25,7 @@ def _isolated_data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     """Debian's headless Chromium (see browser_helpers); a missing browser fails the test."""
-    from browser_helpers import launch_chromium
+    from support.browser_helpers import launch_chromium
 
     with launch_chromium() as b:
         yield b

@@ -109,7 +109,7 @@ BENCH_FILES: dict[str, BenchFile] = {
     "peer": BenchFile("bench_peer.json", BenchPeer, "mae bench peer"),
     "peer_gpu": BenchFile("bench_peer_gpu.json", BenchPeer,
                           "mae bench peer --device cuda --output bench-results/bench_peer_gpu.json"),
-    "serve_latency": BenchFile("serve_latency.json", ServeLatency, "python -m app.bench"),
+    "serve_latency": BenchFile("serve_latency.json", ServeLatency, "python -m mae_tools.serve_bench"),
 }
 
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from mae_core.jobs import (
+from mae_service.jobs import (
     STATES,
     Job,
     JobNotFoundError,
@@ -24,7 +24,7 @@ from mae_core.jobs import (
     list_datasets,
     submit_pretrain,
 )
-from mae_core.jobs.worker import JOB_LOG
+from mae_service.jobs.worker import JOB_LOG
 from mae_core.runs import list_snapshots, read_metrics
 
 from ..deps import SettingsDep
@@ -35,7 +35,7 @@ router = APIRouter(prefix="/api", tags=["jobs"])
 
 LOG_TAIL_BYTES = 64 * 1024
 WORKER_SEEN_S = 30.0  # a worker that polled within this many seconds counts as online
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]  # mae_core.jobs.STATES
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]  # mae_service.jobs.STATES
 
 
 class JobRequest(BaseModel):

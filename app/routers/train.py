@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from mae_core import list_presets
-from mae_core.jobs import list_datasets, recipe_defaults
+from mae_service.jobs import list_datasets, recipe_defaults
 from mae_core.masking import GRID_RATIO
 from mae_core.train.config import RECIPES
 

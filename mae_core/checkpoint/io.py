@@ -63,9 +63,10 @@ def load_model(
     card = info["card"] or {}
     if config is None:
         config = _config_for(state, card, info, Path(path))
-    model = MaskedAutoencoderViT(config)
-    expected = model.state_dict()
     encoder_only = not has_decoder(state)
+    # an encoder-only file keeps a randomly initialised decoder; reconstruct refuses it
+    model = MaskedAutoencoderViT(config, has_decoder=not encoder_only)
+    expected = model.state_dict()
     if encoder_only:
         state = {**{k: v for k, v in expected.items() if _is_decoder_key(k)}, **state}
     _check_shapes(state, expected, Path(path).name)
@@ -73,8 +74,6 @@ def load_model(
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{Path(path).name} does not match the inferred architecture: {exc}") from None
-    if encoder_only:
-        model._has_decoder = False  # decoder stays randomly initialised; reconstruct refuses
     model.card = card  # type: ignore[attr-defined]
     model.source_layout = info["layout"]  # type: ignore[attr-defined]
     return model.to(device)

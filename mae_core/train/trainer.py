@@ -32,6 +32,7 @@ from ..precision import autocast
 from ..reconstruct import Reconstructor, pick_device
 from .config import TrainConfig
 from .data import ImageFolderDataset, ResumableDistributedSampler, collate_skip_broken, find_images
+from .manifest import describe_data
 from .distributed import DistInfo, barrier, init_distributed, mean_across, shutdown
 from .optim import build_optimizer
 from .schedule import base_lr, lr_at
@@ -252,7 +253,7 @@ class Trainer:
                 "mask_strategy": self.config.mask_strategy, "skipped_images": self.skipped,
                 "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
-            "data": _describe_data(self.config.data.path, len(self.dataset.files)),
+            "data": describe_data(self.config.data.path, len(self.dataset.files)),
         }
         return save_model(self.model, self.run_dir / EXPORT_NAME, card)
 
@@ -402,27 +403,6 @@ class Trainer:
             for sig, old in previous.items():
                 signal.signal(sig, old)
             shutdown(self.dist)
-
-
-def _describe_data(path: str, num_files: int) -> dict[str, Any]:
-    """Data section of the exported card; includes the corpus manifest summary if there is one."""
-    from ..data.corpus import find_manifest, manifest_summary
-
-    description: dict[str, Any] = {"description": f"image folder {Path(path).name}",
-                                   "path": str(path), "num_images": num_files}
-    manifest = find_manifest(path)
-    if manifest is not None:
-        try:
-            corpus = manifest_summary(json.loads(manifest.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            log.warning("cannot read corpus manifest %s: %s", manifest, exc)
-            return description
-        description["corpus"] = corpus
-        licences = sorted({lic for src in corpus["sources"] for lic in src["licences_used"]})
-        description["description"] = (
-            f"photo corpus from {len(corpus['sources'])} Debian packages "
-            f"(licences: {', '.join(licences[:6])}{', ...' if len(licences) > 6 else ''})")
-    return description
 
 
 def _hardware(device: torch.device) -> str:

@@ -1,1 +1,0 @@
-"""Data: the natural-image corpus builder and dataset helpers."""

@@ -1,0 +1,70 @@
+"""Paper Table 2 on this machine: training-step wall-clock of the MAE encoder (visible patches
+only) against the same encoder fed mask tokens, with 8- and 1-block decoders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from mae_core.masking import make_generator, mask_scores
+from mae_core.model import MaskedAutoencoderViT
+from mae_core.presets import get_preset
+from mae_core.reconstruct import pick_device
+from mae_tools.bench.common import machine_meta, mae_forward_flops, matmul_gflops, time_call
+
+# (encoder, decoder depth) rows as the paper's Table 2; speed-ups are relative to the first row.
+TABLE2_ROWS = (("mask-tokens", 8), ("visible-only", 8), ("visible-only", 1))
+PAPER_TABLE2 = [  # hours for 800 epochs on 128 TPU-v3 cores (paper Table 2)
+    {"encoder": "ViT-L w/ [M]", "decoder_depth": 8, "hours": 42.4, "speedup": None},
+    {"encoder": "ViT-L", "decoder_depth": 8, "hours": 15.4, "speedup": 2.8},
+    {"encoder": "ViT-L", "decoder_depth": 1, "hours": 11.6, "speedup": 3.7},
+    {"encoder": "ViT-H w/ [M]", "decoder_depth": 8, "hours": 119.6, "speedup": None, "estimated": True},
+    {"encoder": "ViT-H", "decoder_depth": 8, "hours": 34.5, "speedup": 3.5},
+    {"encoder": "ViT-H", "decoder_depth": 1, "hours": 29.3, "speedup": 4.1},
+]
+
+
+def bench_train(
+    model: str = "mae_vit_base_patch16",
+    img_size: int = 224,
+    batch_size: int = 8,
+    mask_ratio: float = 0.75,
+    steps: int = 3,
+    device: str | None = None,
+    amp: bool = True,
+) -> dict[str, Any]:
+    """Time one AdamW training step per Table 2 row; return rows + machine metadata."""
+    dev = pick_device(device)
+    base = get_preset(model, img_size=img_size)
+    imgs = torch.randn(batch_size, 3, img_size, img_size, device=dev)
+    noise = mask_scores("random", batch_size, base.grid_size, mask_ratio, make_generator(0)).to(dev)
+    use_amp = amp and dev.type == "cuda"
+    rows = []
+    for encoder, depth in TABLE2_ROWS:
+        config = base.replace(decoder_depth=depth, encoder_mask_tokens=encoder == "mask-tokens")
+        torch.manual_seed(0)
+        net = MaskedAutoencoderViT(config).to(dev).train()
+        opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-4)
+
+        def step():
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = net(imgs, mask_ratio=mask_ratio, noise=noise).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        seconds = time_call(step, dev, repeats=steps, warmup=1)
+        flops = 3 * mae_forward_flops(config, mask_ratio) * batch_size  # backward ~ 2x forward
+        rows.append({"encoder": encoder, "decoder_depth": depth, "step_s": seconds,
+                     "images_per_s": batch_size / seconds, "gflops_per_s": flops / seconds / 1e9})
+        del net, opt
+    reference = rows[0]["step_s"]
+    peak = matmul_gflops(dev, dtype=torch.bfloat16 if use_amp else torch.float32)
+    for r in rows:
+        r["speedup"] = reference / r["step_s"]
+        r["fraction_of_matmul"] = r["gflops_per_s"] / peak
+    meta = {**machine_meta(dev), "model": model, "img_size": img_size, "batch_size": batch_size,
+            "mask_ratio": mask_ratio, "amp_bf16": use_amp, "matmul_gflops": peak,
+            "speedup_reference": "mask-tokens encoder with an 8-block decoder (as the paper)"}
+    return {"meta": meta, "rows": rows, "paper": PAPER_TABLE2}

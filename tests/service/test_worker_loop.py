@@ -1,0 +1,153 @@
+"""The worker loop in-process: success and publishing, cancel, graceful stop and resume,
+retries, permanent failures, and fencing after a lost lease."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from mae_core import list_checkpoints, load_model
+from mae_service.jobs import DataDir, JobStore, Worker, submit_pretrain
+from mae_core.train.state import latest_checkpoint, load_training_state
+from support.jobs_helpers import job_request, wait_until
+from support.train_helpers import make_images
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    make_images(root / "shapes", count=32, size=40)
+    return [root]
+
+
+@pytest.fixture
+def data(tmp_path) -> DataDir:
+    return DataDir(tmp_path / "data").ensure()
+
+
+@pytest.fixture
+def store(data) -> JobStore:
+    return JobStore(data.store)
+
+
+def steps_in_metrics(run_dir) -> list[int]:
+    return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def stop_when(condition, action) -> threading.Thread:
+    """Run ``action`` from another thread as soon as ``condition`` holds (the worker keeps the
+    main thread, as under `mae worker`)."""
+    def watch():
+        wait_until(condition, timeout=60, what="the job to get going")
+        action()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_job_succeeds_and_its_model_is_published(store, data, roots):
+    job = submit_pretrain(store, roots, job_request("shapes", epochs=3, snapshot_every=4))
+    worker = Worker(data, lease_s=5, poll_interval=0.1)
+    assert worker.run(exit_when_idle=True) == 1
+    done = store.get(job.id)
+    assert done.state == "succeeded" and done.checkpoint == job.id and done.error is None
+    assert done.step == done.total_steps == 12 and done.progress == 1.0 and done.loss is not None
+    assert [e["event"] for e in store.events(job.id)] == ["submitted", "claimed", "succeeded"]
+
+    infos = {i.id: i for i in list_checkpoints(data.checkpoints)}
+    assert infos[job.id].can_reconstruct and not infos[job.id].error
+    model = load_model(data.checkpoints / f"{job.id}.safetensors")
+    assert model.card["job"]["id"] == job.id and model.card["job"]["params"]["dataset"] == "shapes"
+    assert model.card["training"]["steps"] == 12
+
+    run = data.run_dir(job.id)
+    assert steps_in_metrics(run) == list(range(1, 13))
+    assert len(list((run / "snapshots").glob("step_*.png"))) >= 3
+    assert "attempt 1 of 3" in (run / "worker.log").read_text()
+    assert store.workers() == []  # the worker signed off
+
+
+def test_cancel_stops_the_run_and_keeps_its_checkpoint_then_retry_resumes(store, data, roots):
+    job = submit_pretrain(store, roots, job_request("shapes", epochs=60, ckpt_every_steps=1000))
+    worker = Worker(data, lease_s=2, poll_interval=0.1)
+    cancelled_at = {}
+
+    def cancel():
+        cancelled_at["t"] = time.monotonic()
+        store.cancel(job.id)
+
+    stop_when(lambda: store.get(job.id).step >= 5, cancel)
+    assert worker.run_one() == "cancelled"
+    stopped_after = time.monotonic() - cancelled_at["t"]
+    j = store.get(job.id)
+    assert j.state == "cancelled" and 5 <= j.step < 240 and j.finished is not None
+    assert stopped_after < 5, stopped_after
+    ckpt = latest_checkpoint(data.run_dir(job.id) / "checkpoints")
+    assert ckpt is not None and load_training_state(ckpt)["step"] == j.step
+    assert not (data.checkpoints / f"{job.id}.safetensors").exists()
+
+    store.retry(job.id)
+    assert worker.run_one() == "succeeded"
+    log = (data.run_dir(job.id) / "worker.log").read_text()
+    assert f"at step {j.step}" in log and "resumed from" in log
+    assert steps_in_metrics(data.run_dir(job.id)) == list(range(1, 241))
+
+
+def test_stop_request_checkpoints_requeues_and_the_next_worker_resumes(store, data, roots):
+    job = submit_pretrain(store, roots, job_request("shapes", epochs=40, ckpt_every_steps=1000))
+    first = Worker(data, lease_s=2, poll_interval=0.1, worker_id="first")
+    stop_when(lambda: store.get(job.id).step >= 6, first.request_stop)
+    assert first.run() == 1  # ran one job, then left the loop because it was asked to stop
+    j = store.get(job.id)
+    assert j.state == "queued" and j.attempts == 0 and j.worker is None
+    saved = load_training_state(latest_checkpoint(data.run_dir(job.id) / "checkpoints"))["step"]
+    assert saved == j.step >= 6
+    assert store.events(job.id)[-1]["event"] == "requeued"
+
+    second = Worker(data, lease_s=2, poll_interval=0.1, worker_id="second")
+    assert second.run_one() == "succeeded"
+    log = (data.run_dir(job.id) / "worker.log").read_text()
+    assert f"at step {saved}" in log
+    assert store.get(job.id).attempts == 1
+    assert steps_in_metrics(data.run_dir(job.id)) == list(range(1, 161))
+
+
+def test_failing_attempts_are_retried_then_the_job_fails(store, data, roots, tmp_path):
+    doomed = tmp_path / "doomed-root"
+    make_images(doomed / "gone", count=16, size=40)
+    job = submit_pretrain(store, [doomed], job_request("gone", epochs=1), max_attempts=2)
+    for image in (doomed / "gone").iterdir():
+        image.unlink()
+    (doomed / "gone").rmdir()
+    assert Worker(data, lease_s=2, poll_interval=0.05).run(exit_when_idle=True) == 2
+    j = store.get(job.id)
+    assert j.state == "failed" and j.attempts == 2
+    assert "TrainingError" in j.error and "does not exist" in j.error
+    assert [e["event"] for e in store.events(job.id)] == [
+        "submitted", "claimed", "attempt_failed", "claimed", "failed"]
+
+
+def test_a_broken_config_fails_at_once(store, data):
+    job = store.submit("pretrain", {}, {"data": {"path": "x"}, "no_such_field": 1})
+    assert Worker(data, lease_s=2).run_one() == "failed"
+    j = store.get(job.id)
+    assert j.attempts == 1 and "invalid job" in j.error and "no_such_field" in j.error
+    other = store.submit("evaluate", {}, {})
+    assert Worker(data, lease_s=2).run_one() == "failed"
+    assert "unknown job kind 'evaluate'" in store.get(other.id).error
+
+
+def test_a_worker_that_lost_its_lease_cannot_record_a_result(store, data, roots):
+    job = submit_pretrain(store, roots, job_request("shapes", epochs=8))
+    # a worker that never renews: its lease runs out while it trains
+    stale = Worker(data, lease_s=0.3, heartbeat_s=3600, worker_id="stale")
+    other = JobStore(data.store)
+    stop_when(lambda: store.get(job.id).step >= 3 and time.time() > store.get(job.id).lease_expires,
+              lambda: other.claim("other", lease_s=60))
+    assert stale.run_one() == "lost"
+    j = store.get(job.id)
+    assert j.state == "running" and j.worker == "other" and j.attempts == 2
