@@ -48,7 +48,7 @@ def bench_infer(
             rows.append({"model": name, "batch_size": bs, "ms_per_batch": 1000 * seconds,
                          "images_per_s": bs / seconds, "gflops_per_s": gflops,
                          "matmul_gflops": peaks[-1], "fraction_of_matmul": gflops / peaks[-1]})
-        del net
+        net = None  # type: ignore[assignment]  # free it before the next model is built
     return {"meta": {**machine_meta(dev), "img_size": img_size, "mask_ratio": mask_ratio,
                      "amp_bf16": amp is torch.bfloat16, "compute_dtype": dtype_name(amp),
                      "matmul_gflops": statistics.median(peaks)}, "rows": rows}

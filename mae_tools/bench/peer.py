@@ -93,7 +93,7 @@ def bench_peer(
                 rows.append({"model": name, "mode": mode, "batch_size": bs,
                              "ours_images_per_s": bs / t_ours, "peer_images_per_s": bs / t_peer,
                              "speedup": t_peer / t_ours, "max_abs_diff": diff})
-        del ours, peer
+        ours = peer = None  # type: ignore[assignment]  # free both before the next size
     import transformers
 
     return {"meta": {**machine_meta(dev), "peer": f"transformers {transformers.__version__} "

@@ -58,7 +58,7 @@ def bench_train(
         flops = 3 * mae_forward_flops(config, mask_ratio) * batch_size  # backward ~ 2x forward
         rows.append({"encoder": encoder, "decoder_depth": depth, "step_s": seconds,
                      "images_per_s": batch_size / seconds, "gflops_per_s": flops / seconds / 1e9})
-        del net, opt
+        net = opt = None  # type: ignore[assignment]  # free them before the next row
     reference = rows[0]["step_s"]
     peak = matmul_gflops(dev, dtype=torch.bfloat16 if use_amp else torch.float32)
     for r in rows:

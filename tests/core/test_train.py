@@ -52,7 +52,7 @@ def test_lr_is_set_per_iteration(images, tmp_path):
     config = tiny_config(images, tmp_path / "run", epochs=3, warmup_epochs=None) if False else \
         tiny_config(images, tmp_path / "run", epochs=3)
     result = Trainer(config, progress=False).run()
-    records = [json.loads(l) for l in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     for r in records:  # lr logged at step s was set from fractional epoch (s - 1) / steps_per_epoch
         assert r["lr"] == pytest.approx(lr_at((r["step"] - 1) / 4, 2e-3, 0, 1, 3))
 

@@ -231,9 +231,12 @@ def _animated(fmt: str) -> bytes:
 def mode_cases() -> list[ModeCase]:
     """Awkward but valid files; each must decode to the given colour everywhere."""
     grey16 = np.full((24, 40), 40000)
-    rgb16 = np.zeros((24, 40, 3)); rgb16[..., 0] = 65535; rgb16[..., 1] = 32896; rgb16[..., 2] = 257
-    rgba16 = np.zeros((24, 40, 4)); rgba16[..., 0] = 65535; rgba16[..., 3] = 0
-    la16 = np.zeros((24, 40, 2)); la16[..., 0] = 0; la16[..., 1] = 32896
+    rgb16 = np.zeros((24, 40, 3))
+    rgb16[..., 0], rgb16[..., 1], rgb16[..., 2] = 65535, 32896, 257
+    rgba16 = np.zeros((24, 40, 4))
+    rgba16[..., 0], rgba16[..., 3] = 65535, 0
+    la16 = np.zeros((24, 40, 2))
+    la16[..., 0], la16[..., 1] = 0, 32896
     return [
         ModeCase("cmyk_jpeg_adobe_inverted", encode(_uniform("CMYK", (255, 0, 0, 0)), "JPEG", quality=100),
                  (0, 255, 255), 3),
