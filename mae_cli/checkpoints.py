@@ -1,4 +1,4 @@
-"""``mae checkpoints list|pull|convert``."""
+"""``mae checkpoints list|pull|convert|export``."""
 
 from __future__ import annotations
 
@@ -36,6 +36,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument("dst", type=Path)
     conv.add_argument("--fp16", action="store_true", help="store weights as float16")
     conv.set_defaults(func=run_convert)
+
+    exp = sub.add_parser(
+        "export", help="export a checkpoint for transformers, timm or the official code",
+        description="Write SRC in the layout another library loads. --to hf: a folder with "
+        "config.json + model.safetensors for transformers.ViTMAEForPreTraining.from_pretrained "
+        "(needs a decoder). --to timm: encoder weights (safetensors) for timm.create_model("
+        "'vit_base_patch16_224', pretrained=True, num_classes=0, pretrained_cfg_overlay="
+        "dict(file=OUT)). --to official: a facebookresearch/mae .pth ({'model': state_dict}). "
+        "Example: mae checkpoints export runs/demo/model.safetensors my-mae-hf --to hf",
+    )
+    exp.add_argument("src", type=Path, help="any checkpoint MAE Lab loads")
+    exp.add_argument("out", type=Path, help="output folder (hf) or file (timm, official)")
+    exp.add_argument("--to", required=True, choices=("hf", "timm", "official"), help="target layout")
+    exp.set_defaults(func=run_export)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -83,4 +97,13 @@ def run_convert(args: argparse.Namespace) -> int:
                 has_decoder=model.has_decoder)
     path = save_model(model, args.dst, card, dtype=torch.float16 if args.fp16 else torch.float32)
     print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from mae_core.checkpoint import load_model
+    from mae_core.checkpoint.export import export_model
+
+    path = export_model(load_model(args.src), args.out, args.to)
+    print(f"wrote {path}")
     return 0

@@ -7,7 +7,6 @@ from typing import Any, Sequence
 
 import torch
 
-from mae_core.checkpoint.formats import to_huggingface
 from mae_core.errors import MAEError
 from mae_core.masking import make_generator, mask_scores
 from mae_core.model import create_model
@@ -21,29 +20,13 @@ def huggingface_twin(model):
         import transformers
     except ImportError:
         raise MAEError("the peer benchmark needs transformers: pip install 'mae-lab[bench]'") from None
-    c = model.config
-    hf_config = transformers.ViTMAEConfig(
-        hidden_size=c.embed_dim, num_hidden_layers=c.depth, num_attention_heads=c.num_heads,
-        intermediate_size=int(c.embed_dim * c.mlp_ratio), image_size=c.img_size[0],
-        patch_size=c.patch_size, num_channels=c.in_chans, qkv_bias=True,
-        decoder_hidden_size=c.decoder_embed_dim, decoder_num_hidden_layers=c.decoder_depth,
-        decoder_num_attention_heads=c.decoder_num_heads,
-        decoder_intermediate_size=int(c.decoder_embed_dim * c.mlp_ratio),
-        layer_norm_eps=c.norm_eps, norm_pix_loss=c.norm_pix_loss, mask_ratio=0.75,
-        hidden_act="gelu", attn_implementation="sdpa",
-    )
-    # Go through the Hub file layout, which every transformers version reads (its in-memory
-    # module names changed in 5.x).
     import tempfile
-    from pathlib import Path
 
-    from safetensors.torch import save_file
+    from mae_core.checkpoint.export import export_huggingface
 
     with tempfile.TemporaryDirectory() as folder:
-        hf_config.save_pretrained(folder)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in to_huggingface(model.state_dict()).items()}
-        save_file(tensors, str(Path(folder) / "model.safetensors"), metadata={"format": "pt"})
-        return transformers.ViTMAEForPreTraining.from_pretrained(folder)
+        export_huggingface(model, folder)  # the Hub layout, which every transformers version reads
+        return transformers.ViTMAEForPreTraining.from_pretrained(folder, attn_implementation="sdpa")
 
 
 def bench_peer(
