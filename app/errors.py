@@ -27,6 +27,7 @@ from mae_core.errors import (
     UnknownModelError,
     UnsupportedImageError,
 )
+from mae_service.downloads import DownloadStateError
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ STATUS_TABLE: dict[type[BaseException], tuple[int, str]] = {
     ImageDecodeError: (400, "unreadable_image"),
     UnknownModelError: (422, "unknown_model"),
     DecoderMissingError: (409, "decoder_missing"),
+    DownloadStateError: (409, "download_state"),
     PayloadTooLargeError: (413, "too_large"),
     UnsupportedImageError: (415, "unsupported_image"),
     InvalidParameterError: (422, "invalid_parameter"),

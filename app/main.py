@@ -11,13 +11,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import mae_core
+from mae_service.downloads import DownloadManager
 
 from .admission import EXEMPT, Admission, AdmissionMiddleware
 from .batcher import Batcher
 from .errors import document_common_errors, install_error_handlers
 from .middleware import BodyLimitMiddleware
 from .registry import ModelRegistry
-from .routers import api, pages, reconstruct
+from .routers import api, checkpoints, pages, reconstruct
 from .settings import Settings
 from .templating import STATIC_DIR
 
@@ -84,15 +85,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.registry = registry
     app.state.batcher = None
+    app.state.downloads = DownloadManager(settings.data_dir)
     install_error_handlers(app)
     app.state.admission = Admission(settings.max_in_flight)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, per_path={
+        "/api/checkpoints": (settings.max_checkpoint_upload_bytes, "MAE_MAX_CHECKPOINT_UPLOAD_BYTES")})
     app.add_middleware(AdmissionMiddleware, admission=app.state.admission)  # outermost
 
     app.include_router(pages.router)
     app.include_router(reconstruct.router)
     app.include_router(api.router)
-    nav = [{"href": "/", "label": "Reconstruct"}]
+    app.include_router(checkpoints.router)
+    nav = [{"href": "/", "label": "Reconstruct"}, {"href": "/models", "label": "Models"}]
     analysis = _optional_router("analysis")
     if analysis is not None:
         app.include_router(analysis.router)

@@ -17,23 +17,31 @@ class BodyLimitMiddleware:
     connection.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 per_path: dict[str, tuple[int, str]] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # exact POST paths with their own limit and setting name (checkpoint uploads)
+        self.per_path = per_path or {}
 
-    def _too_large(self, size_text: str) -> PayloadTooLargeError:
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        return self.per_path.get(scope.get("path", ""), (self.max_bytes, "MAE_MAX_UPLOAD_BYTES"))
+
+    @staticmethod
+    def _too_large(size_text: str, limit: int, setting: str) -> PayloadTooLargeError:
         return PayloadTooLargeError(
-            f"the request body is {size_text}; the limit is {self.max_bytes / 2**20:.2f} MiB "
-            "(MAE_MAX_UPLOAD_BYTES); send a smaller image"
+            f"the request body is {size_text}; the limit is {limit / 2**20:.2f} MiB "
+            f"({setting}); send a smaller file"
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        limit, setting = self._limit(scope)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await send_error(send, self._too_large(f"{int(declared) / 2**20:.2f} MiB"))
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await send_error(send, self._too_large(f"{int(declared) / 2**20:.2f} MiB", limit, setting))
             return
         received = 0
         cut_off = False
@@ -46,7 +54,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     cut_off = True
                     return {"type": "http.disconnect"}
             return message
@@ -64,4 +72,4 @@ class BodyLimitMiddleware:
             if not cut_off:
                 raise
         if cut_off and not started:
-            await send_error(send, self._too_large(f"over {self.max_bytes / 2**20:.2f} MiB"))
+            await send_error(send, self._too_large(f"over {limit / 2**20:.2f} MiB", limit, setting))

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
         data_roots: folders whose sub-folders of images are the datasets a training job may
             use (``MAE_DATA_ROOTS=/data/images:/more``); default the repository's ``data/``.
         job_max_attempts: how many times a job is started before it is marked failed.
+        max_checkpoint_upload_bytes: largest checkpoint upload (``POST /api/checkpoints``),
+            enforced while it streams like ``max_upload_bytes``; ViT-L in float32 is 1.3 GB.
     """
 
     model_config = SettingsConfigDict(env_prefix="MAE_", extra="ignore")
@@ -71,6 +73,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     data_roots: Annotated[list[Path], NoDecode] = Field(default_factory=default_data_roots)
     job_max_attempts: int = Field(default=3, ge=1, le=20)
+    max_checkpoint_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
 
     @field_validator("data_roots", mode="before")
     @classmethod
