@@ -136,13 +136,12 @@
   let generation = 0;
 
   function scheduleRender(delay = DEBOUNCE_MS) {
-    writeUrl();
     clearTimeout(timer);
     timer = setTimeout(render, delay);
   }
 
   async function render() {
-    writeUrl();
+    writeUrl(); // here, after the debounce: browsers limit replaceState to ~100 calls per 10 s
     clearTimeout(timer);
     if (!state.image || !state.model) return;
     if (controller) controller.abort();
@@ -803,7 +802,12 @@
     q.set("view", state.view);
     if (state.resize !== "crop") q.set("fit", state.resize);
     const url = `${location.pathname}?${q}`;
-    if (url !== location.pathname + location.search) history.replaceState(history.state, "", url);
+    if (url === location.pathname + location.search) return;
+    try {
+      history.replaceState(history.state, "", url);
+    } catch (_) {
+      // rate-limited (Safari throws): the next render writes it
+    }
   }
 
   // Apply the link's parameters to the controls; say which ones could not be used and why.
