@@ -20,6 +20,8 @@
     block: "Block: large rectangles removed together, as in BEiT; harder to fill in.",
     grid: "Grid: keeps one patch of every 2×2 cell, a regular pattern.",
   };
+  // The MAE loss covers removed patches only, so nothing trains the decoder's output on visible ones.
+  const RECONSTRUCTION_NOTE = "The loss covers removed patches only: visible ones are not fitted.";
   const MAX_SIDE = 1280; // larger photos are downsized in the browser before upload
   const DEBOUNCE_MS = 150;
 
@@ -47,11 +49,14 @@
     metrics: $("#metrics"),
     editor: $("#mask-editor"),
     customCount: $("#custom-count"),
+    customMessage: $("#custom-message"),
+    modelBrief: $("#model-brief"),
   };
 
   const state = {
     image: null, // Blob sent as the `image` field
     imageName: "image.png",
+    sample: null, // file name of the bundled sample shown, null for an upload
     ratio: Number(els.ratio.value) / 100,
     userRatio: Number(els.ratio.value) / 100, // remembered while grid locks the slider
     strategy: "random",
@@ -136,6 +141,7 @@
   }
 
   async function render() {
+    writeUrl(); // here, after the debounce: browsers limit replaceState to ~100 calls per 10 s
     clearTimeout(timer);
     if (!state.image || !state.model) return;
     if (controller) controller.abort();
@@ -200,15 +206,28 @@
     state.customBase = panelSrc(state.single, "original");
     await editorImage();
     drawEditor();
-    const hidden = countHidden(state.customMask);
-    const total = state.customMask.length * state.customMask[0].length;
-    if (hidden === 0 || hidden === total) {
-      showError(hidden === 0 ? "Hide at least one patch to reconstruct." : "Leave at least one patch visible.");
+    const problem = customMaskProblem(state.customMask);
+    els.customMessage.hidden = !problem;
+    els.customMessage.textContent = problem || "";
+    if (problem) {
+      fillRows($("#view-custom"), []); // the result on screen belongs to another mask
       return;
     }
     const result = await reconstruct({ mask: state.customMask }, signal);
     if (!isCurrent()) return;
     fillRows($("#view-custom"), [{ label: rowLabel(result), result }]);
+  }
+
+  function customMaskProblem(mask) {
+    const hidden = countHidden(mask);
+    if (hidden === 0) {
+      return "No patch is hidden, so there is nothing to reconstruct. Click or drag on the image to hide " +
+        "patches, or use “Copy current mask”.";
+    }
+    if (hidden === mask.length * mask[0].length) {
+      return "Every patch is hidden: the encoder needs at least one visible patch. Click or drag to reveal some.";
+    }
+    return null;
   }
 
   function sameGrid(mask, result) {
@@ -272,6 +291,12 @@
       const cap = document.createElement("figcaption");
       cap.textContent = title;
       fig.appendChild(cap);
+      if (name === "reconstruction") {
+        const note = document.createElement("p");
+        note.className = "panel-note";
+        note.textContent = RECONSTRUCTION_NOTE;
+        fig.appendChild(note);
+      }
       panels.appendChild(fig);
     }
     return row;
@@ -285,7 +310,7 @@
     const rows = [
       ["Masked-patch MSE", `${fmt(m.masked_mse)} (pixels 0–255)`],
       ["Masked-patch PSNR", `${fmt(m.masked_psnr, 2)} dB`],
-      ["Visible-patch MSE", fmt(m.visible_mse)],
+      ["Visible-patch MSE", `${fmt(m.visible_mse)} (not in the loss; can exceed the masked MSE)`],
       ["Removed", `${hidden} of ${total} patches (${pct(hidden / total)})`],
       ["Inference", `${fmt(m.inference_ms)} ms`],
       ["Server", `${fmt(t.server_ms)} ms (queue ${fmt(t.queue_ms)} ms, batch of ${t.batch_size})`],
@@ -382,7 +407,7 @@
   }
 
   // ------------------------------------------------------------------ image input
-  async function setImage(blob, name) {
+  async function setImage(blob, name, sample = null) {
     if (!blob || !(blob.type === "" || blob.type.startsWith("image/"))) {
       showError(`"${name || "that file"}" is not an image; choose a JPEG, PNG, WebP, GIF, BMP or TIFF file.`);
       return;
@@ -413,10 +438,11 @@
     }
     state.image = sent;
     state.imageName = name || "image.png";
+    state.sample = sample;
     state.single = null;
     state.customMask = null;
     els.fileInfo.textContent = info;
-    $$(".sample").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.name === name)));
+    $$(".sample").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.name === sample)));
     render();
   }
 
@@ -458,7 +484,7 @@
     button.addEventListener("click", async () => {
       try {
         const res = await fetch(button.dataset.src);
-        setImage(await res.blob(), button.dataset.name);
+        setImage(await res.blob(), button.dataset.name, button.dataset.name);
       } catch (err) {
         showError(`Could not load the sample: ${err.message}`);
       }
@@ -474,9 +500,12 @@
     const m = modelInfo(state.model);
     if (!m) {
       els.modelCard.replaceChildren();
+      els.modelBrief.textContent = "";
       return;
     }
     const s = m.summary;
+    const size = Array.isArray(s.image_size) ? ` · ${s.image_size[0]} px` : "";
+    els.modelBrief.textContent = `(${s.architecture.split(" encoder")[0]}${size}${s.norm_pix_loss ? " · norm-pix" : ""})`;
     const rows = [
       ["Architecture", s.architecture],
       ["Training data", s.training_data],
@@ -526,7 +555,6 @@
     });
   });
 
-  els.seed.value = String(state.seed);
   els.seed.addEventListener("input", () => {
     const v = Number(els.seed.value);
     if (els.seed.value === "" || !Number.isInteger(v) || v < 0) return;
@@ -759,10 +787,92 @@
   }
   els.download.addEventListener("click", downloadFigure);
 
+  // ------------------------------------------------------------------ URL state
+  // What is shown lives in the query string (replaceState: no history entry per change), so a
+  // link or a reload shows the same view: /?model=…&sample=…&ratio=0.75&strategy=…&seed=…&view=…
+  const VIEWS = tabs.map((tab) => tab.dataset.view);
+
+  function writeUrl() {
+    const q = new URLSearchParams();
+    if (state.model) q.set("model", state.model);
+    if (state.sample) q.set("sample", state.sample);
+    q.set("ratio", String(Math.round(state.userRatio * 100) / 100));
+    q.set("strategy", state.strategy);
+    q.set("seed", String(state.seed));
+    q.set("view", state.view);
+    if (state.resize !== "crop") q.set("fit", state.resize);
+    const url = `${location.pathname}?${q}`;
+    if (url === location.pathname + location.search) return;
+    try {
+      history.replaceState(history.state, "", url);
+    } catch (_) {
+      // rate-limited (Safari throws): the next render writes it
+    }
+  }
+
+  // Apply the link's parameters to the controls; say which ones could not be used and why.
+  // Returns the sample button the link names, if any.
+  function applyUrl() {
+    const q = new URLSearchParams(location.search);
+    const ignored = [];
+    const model = q.get("model");
+    if (model !== null) {
+      const option = Array.from(els.model.options).find((o) => o.value === model);
+      if (option && !option.disabled) {
+        els.model.value = state.model = model;
+      } else {
+        ignored.push(`checkpoint “${model}” ${option ? "cannot reconstruct" : "is not in the checkpoint folder"}`);
+      }
+    }
+    const strategy = q.get("strategy");
+    if (strategy !== null) {
+      const radio = $$('input[name="strategy"]').find((r) => r.value === strategy);
+      if (radio) {
+        radio.checked = true;
+        state.strategy = strategy;
+      } else {
+        ignored.push(`strategy “${strategy}” (use ${config.strategies.join(", ")})`);
+      }
+    }
+    const ratio = q.get("ratio");
+    if (ratio !== null) {
+      const percent = Math.round(Number(ratio) * 100);
+      const [lo, hi] = [Number(els.ratio.min), Number(els.ratio.max)];
+      if (ratio.trim() !== "" && percent >= lo && percent <= hi) state.ratio = state.userRatio = percent / 100;
+      else ignored.push(`ratio “${ratio}” (use a fraction from ${lo / 100} to ${hi / 100})`);
+    }
+    const seed = q.get("seed");
+    if (seed !== null) {
+      if (/^\d+$/.test(seed) && Number.isSafeInteger(Number(seed))) state.seed = Number(seed);
+      else ignored.push(`seed “${seed}” (use a whole number, 0 or more)`);
+    }
+    const fit = q.get("fit");
+    if (fit !== null) {
+      if (Array.from(els.resize.options).some((o) => o.value === fit)) els.resize.value = state.resize = fit;
+      else ignored.push(`fit “${fit}” (use crop or keep-aspect)`);
+    }
+    const view = q.get("view");
+    if (view !== null) {
+      if (VIEWS.includes(view)) state.view = view;
+      else ignored.push(`view “${view}” (use ${VIEWS.join(", ")})`);
+    }
+    const sample = q.get("sample");
+    const button = sample === null ? null : $$(".sample").find((b) => b.dataset.name === sample);
+    if (sample !== null && !button) ignored.push(`sample “${sample}” (not one of the bundled samples)`);
+    if (ignored.length) {
+      showBanner("link", `<strong>Part of this link was not used:</strong> ${escapeHtml(ignored.join("; "))}. ` +
+        "The defaults are shown for those.");
+    }
+    return button;
+  }
+
   // ------------------------------------------------------------------ start
+  const linkedSample = applyUrl();
+  els.seed.value = String(state.seed);
   applyStrategy();
   renderModelCard();
+  selectView(state.view);
   watchReadiness();
-  const firstSample = $(".sample");
+  const firstSample = linkedSample || $(".sample");
   if (firstSample && state.model) firstSample.click();
 })();

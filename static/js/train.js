@@ -303,7 +303,10 @@
       els.cancel.hidden = !(job.state === "queued" || (job.state === "running" && !job.cancel_requested));
       els.retry.hidden = !(job.state === "failed" || job.state === "cancelled");
       els.use.hidden = !(job.state === "succeeded" && job.checkpoint);
-      if (job.checkpoint) els.use.title = `Pick “${job.checkpoint}” in the checkpoint list`;
+      if (job.checkpoint) {
+        els.use.href = `/?model=${encodeURIComponent(job.checkpoint)}`;
+        els.use.title = `Open the Reconstruct page with checkpoint “${job.checkpoint}”`;
+      }
 
       els.jobError.hidden = !(job.state === "failed" && job.error);
       if (!els.jobError.hidden) els.jobError.textContent = `Failed: ${job.error}`;

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -186,8 +187,146 @@ def test_norm_pix_checkpoint_shows_the_note(page, server, tmp_path):
     synthetic_photo(300, 300, seed=5).save(photo)
     page.goto(server + "/")
     page.select_option("#model-select", "normpix-224")
+    assert "norm-pix" in page.inner_text("#model-details summary")  # said while the card is collapsed
+    page.click("#model-details summary")
     assert "yes" in page.inner_text("#model-card")
     page.set_input_files("#file-input", str(photo))
     page.wait_for_selector("#normpix-note:not([hidden])", timeout=15000)
     assert "true mean and variance" in page.inner_text("#normpix-note")
+    assert not page.problems, page.problems
+
+
+# ---------------------------------------------------------------------- layout, state, messages
+def box(page, selector):
+    b = page.locator(selector).bounding_box()
+    assert b is not None, f"{selector} is not rendered"
+    return b
+
+
+def wait_rendered(page, view="single"):
+    page.wait_for_function(
+        """(view) => {
+            const imgs = [...document.querySelectorAll(`#view-${view} [data-rows] .fig-row:first-child .fig-panel img`)];
+            return imgs.length === 4 && imgs.every(i => i.complete && i.naturalWidth > 0)
+                && !document.querySelector('#busy').textContent;
+        }""", arg=view, timeout=20000)
+
+
+@pytest.mark.parametrize("width,height", [(1400, 900), (1024, 768)])
+def test_masking_ratio_is_on_the_first_screen(browser, server, width, height):
+    with watched_page(browser, server, viewport={"width": width, "height": height}) as page:
+        page.goto(server + "/")
+        wait_rendered(page)
+        assert page.evaluate("window.scrollY") == 0
+        ratio = box(page, "#ratio")
+        assert 0 <= ratio["y"] and ratio["y"] + ratio["height"] <= height, ratio
+        # the checkpoint facts are one click away, not a long card above the controls
+        assert page.get_attribute("#model-details", "open") is None
+        assert "ViT" in page.inner_text("#model-details summary")
+        # the raw reconstruction panel says why its visible patches look poor
+        note = page.inner_text("#view-single .fig-row [data-panel=reconstruction] .panel-note")
+        assert "removed patches only" in note
+        assert "not in the loss" in page.inner_text("#metrics [data-metric='Visible-patch MSE']")
+        assert not page.problems, page.problems
+
+
+def test_phone_layout_shows_every_tab_and_reaches_results_sooner(browser, server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with watched_page(browser, server, viewport={"width": 390, "height": 844}) as page:
+        page.goto(server + "/")
+        wait_rendered(page)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        tablist = box(page, "#tabs")
+        for tab in page.query_selector_all("[role=tab]"):
+            b = tab.bounding_box()
+            # inside the screen and inside the tab list (which would clip an overflowing tab)
+            assert b["x"] >= 0 and b["x"] + b["width"] <= 390, (tab.inner_text(), b)
+            assert b["x"] >= tablist["x"] and b["x"] + b["width"] <= tablist["x"] + tablist["width"] + 0.5
+        first_row = box(page, "#view-single .fig-row")
+        print(f"phone 390x844: results at {box(page, '.results')['y']:.0f} px, "
+              f"first panels at {first_row['y']:.0f} px")
+        # the panels were 1,542 px down (under every control card); now within 1.5 screens
+        assert first_row["y"] < 1.5 * 844, first_row
+        page.screenshot(path=str(ARTIFACTS / "reconstruct-phone-top.png"))
+        assert not page.problems, page.problems
+
+
+def test_custom_mask_with_nothing_hidden_says_so_and_drops_the_old_result(page, server):
+    page.goto(server + "/?view=custom")
+    wait_rendered(page, "custom")
+    assert page.is_hidden("#custom-message")
+    page.click("#mask-clear")  # Reveal all: 0 hidden patches
+    page.wait_for_selector("#custom-message:not([hidden])")
+    assert "No patch is hidden" in page.inner_text("#custom-message")
+    page.wait_for_function("!document.querySelector('#busy').textContent")
+    assert page.query_selector_all("#view-custom .fig-row") == []  # no stale "75% removed" row
+    assert page.is_disabled("#download") and page.is_hidden("#error")
+    assert page.inner_text("#custom-count").startswith("0 of ")
+
+    page.click("#mask-invert")  # every patch hidden
+    page.wait_for_function("document.querySelector('#custom-message').textContent.includes('Every patch is hidden')")
+    assert page.query_selector_all("#view-custom .fig-row") == []
+
+    page.click("#mask-clear")
+    editor = box(page, "#mask-editor")
+    page.mouse.click(editor["x"] + editor["width"] * 0.5 / 14, editor["y"] + editor["height"] * 0.5 / 14)
+    wait_rendered(page, "custom")
+    assert page.is_hidden("#custom-message")
+    assert page.inner_text("#view-custom .fig-row .label").startswith("1% removed · custom mask")
+    assert not page.is_disabled("#download")
+    assert not page.problems, page.problems
+
+
+def url_params(page):
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(page.url).query))
+
+
+def test_state_lives_in_the_url_and_a_link_restores_it(browser, page, server):
+    page.goto(server + "/")
+    wait_rendered(page)
+    params = url_params(page)
+    assert params["model"] == "mae-lab-default" and params["view"] == "single"
+    assert params["sample"] == page.get_attribute(".sample[aria-pressed=true]", "data-name")
+
+    samples = page.eval_on_selector_all(".sample", "bs => bs.map(b => b.dataset.name)")
+    page.click(f".sample[data-name='{samples[1]}']")
+    page.select_option("#model-select", "normpix-224")
+    page.click("label[for=strategy-block]")
+    page.fill("#seed", "4242")
+    page.focus("#ratio")
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")  # 75% -> 80%
+    page.click("#tab-sweep")
+    page.wait_for_function("document.querySelectorAll('#view-sweep .fig-row').length === 3", timeout=20000)
+    expected = {"model": "normpix-224", "sample": samples[1], "ratio": "0.8", "strategy": "block",
+                "seed": "4242", "view": "sweep"}
+    assert url_params(page) == expected
+    link = page.url
+
+    with watched_page(browser, server, viewport={"width": 1400, "height": 1000}) as other:
+        other.goto(link)
+        wait_rendered(other, "sweep")
+        assert other.input_value("#model-select") == "normpix-224"
+        assert other.get_attribute(f".sample[data-name='{samples[1]}']", "aria-pressed") == "true"
+        assert other.is_checked("#strategy-block")
+        assert other.input_value("#seed") == "4242" and other.inner_text("#ratio-out") == "80%"
+        assert other.get_attribute("#tab-sweep", "aria-selected") == "true" and other.is_hidden("#view-single")
+        labels = other.eval_on_selector_all("#view-sweep .fig-row .label", "ls => ls.map(l => l.textContent)")
+        assert labels == [f"{r}% removed · block masking · seed 4242" for r in (75, 85, 95)]
+        assert url_params(other) == expected  # reloading keeps the link as it was
+        assert not other.problems, other.problems
+
+    # a link with values the page cannot use says which, and shows the defaults for them
+    bad = (f"{server}/?model=nope&ratio=1.5&strategy=zigzag&seed=-3&view=grid&sample=none.jpg")
+    with watched_page(browser, server, viewport={"width": 1400, "height": 1000}) as other:
+        other.goto(bad)
+        wait_rendered(other)
+        text = other.inner_text("#banner [data-kind=link]")
+        for part in ("“nope” is not in the checkpoint folder", "ratio “1.5”", "strategy “zigzag”",
+                     "seed “-3”", "view “grid”", "sample “none.jpg”"):
+            assert part in text, (part, text)
+        assert other.input_value("#model-select") == "mae-lab-default"
+        assert other.inner_text("#ratio-out") == "75%" and other.is_checked("#strategy-random")
+        assert url_params(other)["model"] == "mae-lab-default"
+        assert not other.problems, other.problems
     assert not page.problems, page.problems

@@ -123,5 +123,18 @@ def test_finished_job_page_shows_curves_snapshot_and_log(page, server):
     assert len(page.query_selector_all("#snap-strip button")) >= 8
     page.wait_for_function("document.querySelector('#logs').textContent.includes('succeeded')")
     assert "claimed" in page.inner_text("#events") and "succeeded" in page.inner_text("#events")
+    # the snapshots say what they are: training images (jobs have no held-out folder)
+    assert "not held out" in page.inner_text("#snap-help") and "shapes" in page.inner_text("#snap-help")
+    assert "held-out images" not in page.inner_text("#snap-help").lower()
     page.screenshot(path=str(ARTIFACTS / "train-job.png"), full_page=True)
-    assert page.problems == []
+
+    # "Reconstruct with it" opens the Reconstruct page with this job's model selected
+    checkpoint = page.evaluate("document.querySelector('#use-model').getAttribute('href')")
+    assert checkpoint == f"/?model={done_id}"
+    page.click("#use-model")
+    page.wait_for_selector("#view-single .fig-row img[src^='data:']", timeout=30000)
+    assert page.input_value("#model-select") == done_id
+    assert page.is_hidden("#banner [data-kind=link]")
+    assert "model=" + done_id in page.url
+    # this server has no default checkpoint, so the Reconstruct page's GET /api/ready answers 503
+    assert [p for p in page.problems if "status of 503" not in p] == []
