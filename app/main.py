@@ -12,13 +12,14 @@ from fastapi.staticfiles import StaticFiles
 
 import mae_core
 from mae_service.downloads import DownloadManager
+from mae_service.features import FeatureStore
 
 from .admission import EXEMPT, Admission, AdmissionMiddleware
 from .batcher import Batcher
 from .errors import document_common_errors, install_error_handlers
 from .middleware import BodyLimitMiddleware
 from .registry import ModelRegistry
-from .routers import api, checkpoints, pages, reconstruct
+from .routers import api, checkpoints, features, pages, reconstruct
 from .settings import Settings
 from .templating import STATIC_DIR
 
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry
     app.state.batcher = None
     app.state.downloads = DownloadManager(settings.data_dir)
+    app.state.features = FeatureStore(settings.data_dir)
     install_error_handlers(app)
     app.state.admission = Admission(settings.max_in_flight)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, per_path={
@@ -96,7 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reconstruct.router)
     app.include_router(api.router)
     app.include_router(checkpoints.router)
-    nav = [{"href": "/", "label": "Reconstruct"}, {"href": "/models", "label": "Models"}]
+    app.include_router(features.router)
+    nav = [{"href": "/", "label": "Reconstruct"}, {"href": "/models", "label": "Models"},
+           {"href": "/features", "label": "Features"}]
     analysis = _optional_router("analysis")
     if analysis is not None:
         app.include_router(analysis.router)
