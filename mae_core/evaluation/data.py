@@ -54,7 +54,8 @@ def finetune_train_transform(size: int, auto_augment: str | None = FINETUNE_AUTO
     from timm.data import create_transform
 
     return create_transform(
-        input_size=size, is_training=True, color_jitter=None,
+        # None as the official --color_jitter default: no jitter even with RandAugment off
+        input_size=size, is_training=True, color_jitter=None,  # type: ignore[arg-type]
         auto_augment=auto_augment or None, interpolation="bicubic",
         re_prob=reprob, re_mode=remode, re_count=recount,
         mean=IMAGENET_MEAN, std=IMAGENET_STD,

@@ -159,7 +159,7 @@ class MAEClassifier(VisionTransformer):
         )
         self.pooling = pool  # (timm uses self.pool for its pooling module)
         self._load_encoder(encoder)
-        if num_classes:
+        if isinstance(self.head, nn.Linear):  # (an Identity for num_classes=0)
             nn.init.trunc_normal_(self.head.weight, std=2e-5)  # main_finetune.py
             nn.init.zeros_(self.head.bias)
 

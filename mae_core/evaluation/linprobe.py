@@ -106,8 +106,9 @@ def _augmented_batches(extractor: nn.Module, dataset: Dataset, config: LinprobeC
 
     def epoch_batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, y in loader:
-            with torch.no_grad():
-                yield extractor(x.to(device)).float(), y
+            with torch.no_grad():  # (a yield inside no_grad would turn grad off for the head too)
+                feats = extractor(x.to(device)).float()
+            yield feats, y
 
     return epoch_batches, len(loader)
 
