@@ -66,8 +66,10 @@ class LinprobeConfig:
 
 
 def feature_extractor(model: MaskedAutoencoderViT, pool: str) -> MAEClassifier:
-    """The frozen official model without a head: ``extractor(imgs)`` → features [N, D]."""
-    extractor = MAEClassifier(model, num_classes=0, pool=pool).eval()
+    """The frozen official model without a head: ``extractor(imgs)`` → features [N, D], for
+    square inputs of the checkpoint's (first) side."""
+    size = model.config.img_size[0]
+    extractor = MAEClassifier(model, num_classes=0, pool=pool, img_size=size).eval()
     extractor.requires_grad_(False)
     return extractor
 

@@ -251,6 +251,13 @@ def test_linprobe_cli_writes_its_result_in_the_current_directory(labelled, encod
     assert json.loads((tmp_path / "linprobe.json").read_text())["top1"] == printed["top1"]
 
 
+def test_finetune_input_size_must_fit_the_patches(encoder):
+    from mae_core.evaluation import finetune
+
+    with pytest.raises(InvalidParameterError, match="multiple of the patch size 8"):
+        finetune(FinetuneConfig(input_size=30, device="cpu"), model=encoder)
+
+
 def test_finetune_cli_learns(labelled, encoder, tmp_path):
     train, val = labelled
     ckpt = save_model(encoder, tmp_path / "enc.safetensors")
