@@ -9,20 +9,28 @@ import sys
 from pathlib import Path
 
 OUTPUT_HELP = "folder for {name} (default: the current directory)"
+BY_SIZE = "by model size, see above"
+# Shown in --help without importing torch; a test checks them against the config dataclasses.
+LINPROBE_DEFAULTS = dict(epochs=90, batch_size=256, blr=0.1, min_lr=0.0, weight_decay=0.0,
+                         warmup_epochs=10)
+FINETUNE_DEFAULTS = dict(epochs=BY_SIZE, batch_size=64, blr=BY_SIZE, min_lr=1e-6,
+                         weight_decay=0.05, warmup_epochs=5, layer_decay=BY_SIZE,
+                         drop_path=BY_SIZE, mixup=0.8, cutmix=1.0, smoothing=0.1,
+                         aa="rand-m9-mstd0.5-inc1", reprob=0.25)
 
 
-def _common(p: argparse.ArgumentParser, result_name: str) -> None:
+def _common(p: argparse.ArgumentParser, result_name: str, defaults: dict) -> None:
     p.add_argument("--checkpoint", required=True, help="pretrained checkpoint (any supported format)")
     p.add_argument("--train", dest="train_dir", required=True, help="ImageFolder train root")
     p.add_argument("--val", dest="val_dir", required=True, help="ImageFolder val root")
     p.add_argument("--output-dir", default=".", help=OUTPUT_HELP.format(name=result_name))
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--blr", type=float, help="base lr; lr = blr * batch / 256")
+    p.add_argument("--epochs", type=int, help=f"default {defaults['epochs']}")
+    p.add_argument("--batch-size", type=int, help=f"default {defaults['batch_size']}")
+    p.add_argument("--blr", type=float, help=f"base lr; lr = blr * batch / 256 (default {defaults['blr']})")
     p.add_argument("--lr", type=float, help="absolute lr (overrides blr)")
-    p.add_argument("--min-lr", type=float, help="lr at the end of the cosine schedule")
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--warmup-epochs", type=float)
+    p.add_argument("--min-lr", type=float, help=f"lr at the end of the cosine schedule (default {defaults['min_lr']})")
+    p.add_argument("--weight-decay", type=float, help=f"default {defaults['weight_decay']}")
+    p.add_argument("--warmup-epochs", type=float, help=f"default {defaults['warmup_epochs']}")
     p.add_argument("--device")
     p.add_argument("--seed", type=int)
     p.add_argument("--num-workers", type=int)
@@ -39,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "crops; --mode paper feeds a fresh RandomResizedCrop + flip through the encoder every "
         "epoch. Validation: resize 256, centre-crop 224 (bicubic). Writes linprobe.json with "
         "top-1 (and top-5 when there are more than 5 classes).")
-    _common(lin, "linprobe.json")
+    _common(lin, "linprobe.json", LINPROBE_DEFAULTS)
     lin.add_argument("--mode", choices=("fast", "paper"),
                      help="fast: cached centre-crop features; paper: augmented crops each epoch")
     lin.add_argument("--pool", choices=("cls", "mean"), help="cls token (default, --cls_token) "
@@ -55,18 +63,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "values for the model's size (ViT-B: 100, 5e-4, 0.65, 0.1; ViT-L: 50, 1e-3, 0.75, 0.2; "
         "ViT-H: 50, 1e-3, 0.75, 0.3). --tune-blocks K trains only the last K blocks (Figure 9). "
         "Writes finetune.json.")
-    _common(ft, "finetune.json")
+    d = FINETUNE_DEFAULTS
+    _common(ft, "finetune.json", d)
     ft.add_argument("--pool", choices=("mean", "cls"), help="mean (default, --global_pool) or "
                     "cls (--cls_token)")
     ft.add_argument("--input-size", type=int, help="train/eval size (default: the checkpoint's); "
                     "pos_embed is interpolated bicubically")
-    ft.add_argument("--layer-decay", type=float)
-    ft.add_argument("--drop-path", type=float)
-    ft.add_argument("--mixup", type=float, help="mixup alpha (0 = off)")
-    ft.add_argument("--cutmix", type=float, help="cutmix alpha (0 = off)")
-    ft.add_argument("--smoothing", type=float, help="label smoothing")
-    ft.add_argument("--aa", help="timm RandAugment policy ('' = off)")
-    ft.add_argument("--reprob", type=float, help="random erasing probability")
+    ft.add_argument("--layer-decay", type=float, help=f"layer-wise lr decay ({d['layer_decay']})")
+    ft.add_argument("--drop-path", type=float, help=f"stochastic depth rate ({d['drop_path']})")
+    ft.add_argument("--mixup", type=float, help=f"mixup alpha (default {d['mixup']}; 0 = off)")
+    ft.add_argument("--cutmix", type=float, help=f"cutmix alpha (default {d['cutmix']}; 0 = off)")
+    ft.add_argument("--smoothing", type=float, help=f"label smoothing (default {d['smoothing']})")
+    ft.add_argument("--aa", help=f"timm RandAugment policy (default {d['aa']}; '' = off)")
+    ft.add_argument("--reprob", type=float, help=f"random erasing probability (default {d['reprob']})")
     ft.add_argument("--tune-blocks", type=int, help="fine-tune only the last K blocks")
     ft.set_defaults(func=run_finetune)
 

@@ -251,6 +251,14 @@ def test_linprobe_cli_writes_its_result_in_the_current_directory(labelled, encod
     assert json.loads((tmp_path / "linprobe.json").read_text())["top1"] == printed["top1"]
 
 
+def test_cli_help_defaults_are_the_configs():
+    from mae_cli.eval import BY_SIZE, FINETUNE_DEFAULTS, LINPROBE_DEFAULTS
+
+    lin, ft = LinprobeConfig(), FinetuneConfig()
+    assert all(getattr(lin, k) == v for k, v in LINPROBE_DEFAULTS.items())
+    assert all(getattr(ft, k) == (None if v == BY_SIZE else v) for k, v in FINETUNE_DEFAULTS.items())
+
+
 def test_finetune_input_size_must_fit_the_patches(encoder):
     from mae_core.evaluation import finetune
 
