@@ -30,6 +30,7 @@ from ..checkpoint import load_model
 from ..errors import InvalidParameterError, TrainingError
 from ..io_utils import write_json_atomic
 from ..model import MaskedAutoencoderViT
+from ..precision import autocast, autocast_dtype
 from ..reconstruct import pick_device
 from ..train.schedule import base_lr, lr_at
 from .data import LabelledImageFolder, eval_transform, linprobe_train_transform, topk_accuracy
@@ -65,6 +66,14 @@ class LinprobeConfig:
     num_workers: int = 0
 
 
+def _features(extractor: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Frozen-encoder features in float32 (computed under bf16 autocast on CUDA, as the official
+    code runs its encoder under amp)."""
+    device = x.device
+    with torch.no_grad(), autocast(device, autocast_dtype("auto", device)):
+        return extractor(x).float()
+
+
 def feature_extractor(model: MaskedAutoencoderViT, pool: str) -> MAEClassifier:
     """The frozen official model without a head: ``extractor(imgs)`` → features [N, D], for
     square inputs of the checkpoint's (first) side."""
@@ -80,7 +89,7 @@ def extract_features(extractor: nn.Module, dataset: Dataset, device, batch_size:
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
     feats, labels = [], []
     for x, y in tqdm(loader, desc=desc, leave=False):
-        feats.append(extractor(x.to(device)).float().cpu())
+        feats.append(_features(extractor, x.to(device)).cpu())
         labels.append(y)
     return torch.cat(feats), torch.cat(labels)
 
@@ -108,9 +117,7 @@ def _augmented_batches(extractor: nn.Module, dataset: Dataset, config: LinprobeC
 
     def epoch_batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, y in loader:
-            with torch.no_grad():  # (a yield inside no_grad would turn grad off for the head too)
-                feats = extractor(x.to(device)).float()
-            yield feats, y
+            yield _features(extractor, x.to(device)), y  # (no yield inside no_grad: the head needs grad)
 
     return epoch_batches, len(loader)
 
