@@ -1,26 +1,100 @@
-"""Labelled ImageFolder data (``root/<class>/<image>``) for evaluation."""
+"""Labelled ImageFolder data (``root/<class>/<image>``) and the official evaluation transforms.
+
+Three transforms, each the one the official code uses (facebookresearch/mae):
+
+- ``eval_transform``: ``util/datasets.build_transform(is_train=False)``: resize the short side to
+  ``size / crop_pct`` (bicubic) then centre-crop ``size``; ``crop_pct`` is 224/256 = 0.875 up to
+  224 px and 1.0 above (so 224 → resize 256, crop 224; 32 → resize 36, crop 32).
+- ``finetune_train_transform``: ``build_transform(is_train=True)``, i.e. timm's
+  ``create_transform`` with RandomResizedCrop(0.08-1, bicubic) + flip, RandAugment
+  ``rand-m9-mstd0.5-inc1`` and random erasing (prob 0.25, mode ``pixel``, one region).
+- ``linprobe_train_transform``: ``main_linprobe.py``: RandomResizedCrop (its one-draw variant
+  from ``util/crop.py``, bicubic) + horizontal flip.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Callable
 
 import torch
+import torchvision.transforms as T
 from PIL import Image
-from torch.utils.data import Dataset
+from torchvision.transforms import InterpolationMode
 
 from ..errors import TrainingError
-from ..imaging import to_rgb
-from ..train.data import IMAGE_SUFFIXES, crop_to_tensor
+from ..imaging import IMAGENET_MEAN, IMAGENET_STD, to_rgb, to_tensor
+from ..train.data import IMAGE_SUFFIXES
+
+Transform = Callable[[Image.Image], torch.Tensor]
+
+FINETUNE_AUTO_AUGMENT = "rand-m9-mstd0.5-inc1"  # main_finetune.py --aa
+EVAL_CROP_PCT = 224 / 256
 
 
-class LabelledImageFolder(Dataset):
+def eval_crop_pct(size: int) -> float:
+    """The official crop ratio: 0.875 for inputs up to 224 px, 1.0 above."""
+    return EVAL_CROP_PCT if size <= 224 else 1.0
+
+
+def eval_transform(size: int) -> Transform:
+    """Resize the short side to ``int(size / crop_pct)`` (bicubic), centre-crop ``size``."""
+    return T.Compose([
+        T.Resize(int(size / eval_crop_pct(size)), interpolation=InterpolationMode.BICUBIC),
+        T.CenterCrop(size),
+        to_tensor,
+    ])
+
+
+def finetune_train_transform(size: int, auto_augment: str | None = FINETUNE_AUTO_AUGMENT,
+                             reprob: float = 0.25, remode: str = "pixel",
+                             recount: int = 1) -> Transform:
+    """timm's ``create_transform`` training recipe, with the official fine-tuning arguments."""
+    from timm.data import create_transform
+
+    return create_transform(
+        # None as the official --color_jitter default: no jitter even with RandAugment off
+        input_size=size, is_training=True, color_jitter=None,  # type: ignore[arg-type]
+        auto_augment=auto_augment or None, interpolation="bicubic",
+        re_prob=reprob, re_mode=remode, re_count=recount,
+        mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    )
+
+
+class OneDrawResizedCrop(T.RandomResizedCrop):
+    """RandomResizedCrop drawn once, sides clamped to the image (``util/crop.py``, after BYOL's
+    TF code); torchvision's version retries up to 10 times and falls back to a centre crop."""
+
+    @staticmethod
+    def get_params(img, scale, ratio):  # type: ignore[override]
+        width, height = img.size
+        target_area = width * height * float(torch.empty(1).uniform_(scale[0], scale[1]))
+        aspect = math.exp(float(torch.empty(1).uniform_(math.log(ratio[0]), math.log(ratio[1]))))
+        w = min(int(round(math.sqrt(target_area * aspect))), width)
+        h = min(int(round(math.sqrt(target_area / aspect))), height)
+        top = int(torch.randint(0, height - h + 1, (1,)))
+        left = int(torch.randint(0, width - w + 1, (1,)))
+        return top, left, h, w
+
+
+def linprobe_train_transform(size: int) -> Transform:
+    """``main_linprobe.py``'s weak augmentation: one-draw RandomResizedCrop (bicubic) + flip."""
+    return T.Compose([
+        OneDrawResizedCrop(size, interpolation=InterpolationMode.BICUBIC),
+        T.RandomHorizontalFlip(),
+        to_tensor,
+    ])
+
+
+class LabelledImageFolder(torch.utils.data.Dataset):
     """``root/<class>/**/<image>``; classes are the sorted sub-folder names.
 
-    ``train=True`` applies RandomResizedCrop(0.08-1) + flip (fine-tuning); otherwise resize +
-    centre crop. Unreadable images raise a TrainingError naming the file.
+    Each item is ``(transform(image), label)``. Unreadable images raise a TrainingError naming
+    the file.
     """
 
-    def __init__(self, root: str | Path, img_size: int = 224, train: bool = False,
+    def __init__(self, root: str | Path, transform: Transform,
                  classes: list[str] | None = None) -> None:
         root = Path(root)
         if not root.is_dir():
@@ -34,8 +108,7 @@ class LabelledImageFolder(Dataset):
         ]
         if not self.samples:
             raise TrainingError(f"no images under {root}")
-        self.img_size = img_size
-        self.train = train
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -45,17 +118,16 @@ class LabelledImageFolder(Dataset):
         try:
             with Image.open(path) as img:
                 img.load()
-                img = to_rgb(img)
+                rgb = to_rgb(img)
         except (OSError, ValueError) as exc:
             raise TrainingError(f"cannot read {path}: {exc}") from None
-        g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)))) if self.train else None
-        return crop_to_tensor(img, self.img_size, g, scale=(0.08, 1.0)), label
+        return self.transform(rgb), label
 
 
-def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> dict[str, float]:
-    out = {}
-    for k in ks:
-        k_eff = min(k, logits.shape[1])
-        hit = (logits.topk(k_eff, dim=1).indices == labels[:, None]).any(dim=1).float().mean()
-        out[f"top{k}"] = 100.0 * hit.item()
-    return out
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """``top1`` in percent, and ``top5`` only when there are more than 5 classes (with 5 or
+    fewer it is 100% by construction and says nothing)."""
+    ks = (1, 5) if logits.shape[1] > 5 else (1,)
+    top = logits.topk(max(ks), dim=1).indices
+    return {f"top{k}": 100.0 * (top[:, :k] == labels[:, None]).any(dim=1).float().mean().item()
+            for k in ks}
