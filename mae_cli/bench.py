@@ -30,6 +30,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--steps", type=int, default=3, help="timed steps per row (median)")
     tr.add_argument("--device", default=None)
     tr.add_argument("--output", type=Path, default=DEFAULT_DIR / "bench_train.json")
+    tr.add_argument("--mfu", nargs="+", metavar="MODEL", default=None,
+                    help="instead of Table 2: images/s and MFU of these presets' training steps, "
+                    "eager and torch.compile'd; MFU = 3 x forward FLOPs x images/s / peak "
+                    "(peak: --peak-tflops, else the GPU's bf16 dense datasheet peak, else the "
+                    "matmul rate measured in the run)")
+    tr.add_argument("--mfu-modes", nargs="+", default=["eager", "compiled"],
+                    help="with --mfu: eager and/or compiled (default both)")
+    tr.add_argument("--peak-tflops", type=float, default=None, help="with --mfu: the MFU peak")
     tr.set_defaults(func=run_train)
 
     inf = sub.add_parser("infer", help="reconstruction images/s at batch 1 and 16")
@@ -74,7 +82,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from mae_tools.bench.train_speed import bench_train
+    from mae_tools.bench.train_speed import bench_train, bench_train_mfu
+
+    if args.mfu:
+        result = bench_train_mfu(args.mfu, args.img_size, args.batch_size, steps=args.steps,
+                                 device=args.device, modes=args.mfu_modes,
+                                 peak_tflops=args.peak_tflops)
+        m = result["meta"]
+        print(f"MAE training steps on {m.get('gpu') or m['cpu']} @ {m['img_size']} px, batch "
+              f"{m['batch_size']}; MFU against {m['peak_tflops']:.0f} TFLOP/s ({m['peak_source']})")
+        print(format_table(result["rows"], [
+            ("model", "model", "s"), ("mode", "mode", "s"), ("step_s", "step s", ".3f"),
+            ("images_per_s", "img/s", ".1f"), ("model_tflops_per_s", "TFLOP/s", ".1f"),
+            ("mfu", "MFU", ".1%"), ("first_step_s", "1st step s", ".1f")]))
+        write_result(args.output, result)
+        return 0
 
     result = bench_train(args.model, args.img_size, args.batch_size, steps=args.steps, device=args.device)
     m = result["meta"]

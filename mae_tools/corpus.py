@@ -6,7 +6,8 @@ photographs, small enough (short side 256 px, JPEG quality 90) to ship to a GPU 
 Pipeline (each stage is a separate function so the pure parts can be tested offline):
 
 1. ``fetch_packages``: ``apt-get download`` each package into a cache folder and ``dpkg -x`` it
-   into a scratch folder (Qt ``.rcc`` resource bundles are unpacked too). Nothing is installed.
+   into a scratch folder (Qt ``.rcc`` resource bundles and ``.pk3`` zip archives of game
+   textures are unpacked too, into a ``<name>.d`` folder beside them). Nothing is installed.
    Failures are logged and recorded in the manifest, not fatal.
 2. ``scan_extracted``: walk an extracted package tree, keep raster images (jpg/png/webp/tga)
    allowed by the package's ``PackageRule`` (hand-checked include/exclude globs that drop
@@ -86,10 +87,17 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "opencv-doc",
     # Astronomy photographs (nebulae, galaxies), capped so they do not dominate.
     "stellarium-data",
+    # Game textures photographed from real surfaces (brick, wood, doors, grass, rock, carpets;
+    # UFO:AI's copyright file gives a licence per texture) and rendered mountain skyboxes.
+    "ufoai-textures",
+    "extremetuxracer-data",
+    "colobot-common-textures",
 )
 """Packages checked by hand (Debian 12). Left out on purpose: gnome-backgrounds, ukui-wallpapers,
 sway-backgrounds, xfdesktop4-data, sddm-theme-elarun and lomiri-wallpapers ship only abstract or
-vector art; kstars-data, marble-data and digikam-data only screenshots; ulcc clip art."""
+vector art; kstars-data, marble-data and digikam-data only screenshots; ulcc clip art; pysiogame
+drawn clip art; neverball-data screenshots; trigger-rally-data, nexuiz-textures (a .pk3 of game
+art) mypaint-data and sddm-theme-maui nothing that passes the photo filter at 224 px."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,8 @@ GLOBAL_EXCLUDE: tuple[str, ...] = (
     "*screenshot*",
 )
 
+UFOAI_MAX_PHOTOS = 400  # of ~550 usable textures: photos of places stay the majority
+
 _PLASMA_PHOTOS = (
     "BytheWater", "ColdRipple", "DarkestHour", "EveningGlow", "FallenLeaf",
     "Grey", "Kite", "OneStandsOut", "Path", "summer_1am",
@@ -161,6 +171,29 @@ PACKAGE_RULES: dict[str, PackageRule] = {
     "stellarium-data": PackageRule(
         include=("*/nebulae/default/*",), max_photos=100, backgrounds=False
     ),
+    # Normal/gloss/specular maps (*_nm, *_gm, ...) are not pictures; lights, animations, tech
+    # panels, alien and UFO hulls and vehicles are game graphics; crates repeat one design.
+    "ufoai-textures": PackageRule(
+        include=("*/0textures.pk3.d/textures/*",),
+        exclude=(
+            "*_[a-z]m.*", "*/tex_lights/*", "*/tex_anim/*", "*/tex_tech/*", "*/tex_ufo/*",
+            "*/tex_alienb/*", "*/tex_vehicles/*", "*crate*",
+        ),
+        max_photos=UFOAI_MAX_PHOTOS,
+        stamps=False,
+    ),
+    # Ground textures and skyboxes; course previews are screenshots.
+    "extremetuxracer-data": PackageRule(
+        include=("*/etr/terrains/*", "*/etr/env/*"), stamps=False
+    ),
+    # Clouds, ground and a Mars map strip; the rest are UI atlases and object skins.
+    "colobot-common-textures": PackageRule(
+        include=tuple(
+            f"*/games/colobot/textures/{name}*"
+            for name in ("cloud", "desert", "dirty", "green", "mars", "roc", "water", "chili")
+        ),
+        stamps=False,
+    ),
 }
 
 RASTER_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tga"})
@@ -169,7 +202,7 @@ MIN_STAMP_SIDE = 96  # a stamp's opaque bounding box must be at least this big o
 MAX_ASPECT = 2.0  # wider images (panoramas) are cut into several tiles of TILE_ASPECT
 TILE_ASPECT = 1.5
 JPEG_QUALITY = 90
-DEFAULT_COMPOSITES = 600  # stamp-on-photo scenes added to the ~440 photos
+DEFAULT_COMPOSITES = 300  # stamp-on-photo scenes added to the ~930 distinct photos
 MANIFEST_VERSION = 1
 SPLITS = ("train", "heldout")
 
@@ -420,6 +453,10 @@ def match_licence(info: CopyrightInfo, installed_path: str) -> tuple[str, str]:
     - ``"basename"``: the pattern's last component is a plain file name (no wildcard) equal to
       the file's name, up to the extension (packaging moved the file to another folder).
 
+    A file unpacked from an archive (``base/0textures.pk3.d/textures/x.png``) is matched both
+    at its unpacked path and with the ``<archive>.d`` folder left out (``base/textures/x.png``),
+    since the source tree held the files, not the archive.
+
     The best level wins; within a level, the last stanza wins, as in DEP-5. Otherwise the
     catch-all ``Files: *`` stanza applies (``"catch-all"``), else every licence of the package
     (``"package"``).
@@ -429,6 +466,11 @@ def match_licence(info: CopyrightInfo, installed_path: str) -> tuple[str, str]:
     """
     parts = installed_path.strip("/").split("/")
     suffixes = ["/".join(parts[i:]) for i in range(len(parts))]
+    # A member of an unpacked archive is also matched as if the archive were a plain folder:
+    # ufoai's copyright names base/textures/x.png for what ships in base/0textures.pk3.
+    flat = [p for p in parts if not _UNPACKED_ARCHIVE.fullmatch(p)]
+    if len(flat) < len(parts):
+        suffixes += ["/".join(flat[i:]) for i in range(len(flat))]
     name = parts[-1]
     ext = os.path.splitext(name)[1]
     best: tuple[int, str] | None = None
@@ -457,6 +499,9 @@ def match_licence(info: CopyrightInfo, installed_path: str) -> tuple[str, str]:
     if catch_all:
         return catch_all[-1], "catch-all"
     return " / ".join(info.licences), "package"
+
+
+_UNPACKED_ARCHIVE = re.compile(r".+\.(?:rcc|pk3)\.d")
 
 
 def licence_for_path(info: CopyrightInfo, installed_path: str) -> str:
@@ -537,6 +582,9 @@ def extract_deb(deb: Path, dest: Path) -> ExtractedPackage:
     unpacked = unpack_qt_resources_tree(dest)
     if unpacked:
         logger.info("%s: unpacked %d images from Qt resource files", name, unpacked)
+    unpacked = unpack_zip_archives_tree(dest)
+    if unpacked:
+        logger.info("%s: unpacked %d images from .pk3 archives", name, unpacked)
     return ExtractedPackage.from_root(name, version, dest, _sha256_file(deb))
 
 
@@ -613,6 +661,56 @@ def unpack_qt_resources_tree(root: Path) -> int:
                 total += unpack_qt_resources(rcc, rcc.with_name(rcc.name + ".d"))
             except CorpusError as exc:
                 logger.warning("skipping %s", exc)
+    return total
+
+
+ZIP_ARCHIVE_SUFFIXES = (".pk3",)  # game data archives (plain zip files) holding textures
+
+
+def unpack_zip_archive(path: Path, dest: Path) -> int:
+    """Extract the raster images of a zip archive (``.pk3``) into ``dest``, keeping member paths.
+
+    Members with absolute paths or ``..`` components are skipped, so nothing is written
+    outside ``dest``.
+
+    Returns:
+        Number of raster files written.
+
+    Raises:
+        CorpusError: the file is not a readable zip archive.
+    """
+    import zipfile
+
+    written = 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in sorted(archive.infolist(), key=lambda i: i.filename):
+                rel = Path(info.filename)
+                if info.is_dir() or rel.suffix.lower() not in RASTER_SUFFIXES:
+                    continue
+                if rel.is_absolute() or ".." in rel.parts or info.filename.startswith(("/", "\\")):
+                    logger.warning("%s: skipping unsafe member %r", path.name, info.filename)
+                    continue
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+                written += 1
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CorpusError(f"{path}: not a readable zip archive ({exc})") from exc
+    return written
+
+
+def unpack_zip_archives_tree(root: Path) -> int:
+    """Unpack every ``*.pk3`` below ``root`` into a sibling ``<name>.pk3.d`` folder."""
+    total = 0
+    for suffix in ZIP_ARCHIVE_SUFFIXES:
+        for archive in sorted(root.rglob("*" + suffix)):
+            if archive.is_file() and not archive.is_symlink():
+                try:
+                    total += unpack_zip_archive(archive, archive.with_name(archive.name + ".d"))
+                except CorpusError as exc:
+                    logger.warning("skipping %s", exc)
     return total
 
 

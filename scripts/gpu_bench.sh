@@ -7,7 +7,7 @@ set -uo pipefail
 out=${OUT:-/tmp/out}; mkdir -p "$out"; export PYTHONPATH=$PWD
 exec > >(tee -a "$out/session.log") 2>&1  # the whole log comes back even if the run is cut short
 nvidia-smi -L; python3 -c "import torch, timm, transformers; print('torch', torch.__version__, 'timm', timm.__version__, 'transformers', transformers.__version__)"
-timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_masking.py -k gpu 2>&1 | tail -3
+timeout 60 python3 -m pytest -q -p no:cacheprovider tests/core/test_masking.py -k gpu 2>&1 | tail -3
 timeout 90 python3 -m mae_cli bench infer --device cuda --batch-sizes 1 16 64 --output "$out/bench_infer_gpu.json" 2>&1 | tail -8
 timeout 120 python3 -m mae_cli bench peer --device cuda --output "$out/bench_peer_gpu.json" 2>&1 | tail -9
 for bs in ${TABLE2_BATCHES:-16 64 128 256}; do

@@ -204,6 +204,25 @@ def test_copyright_parsing_and_licence_matching():
     assert C.match_licence(free_form, "/a/b.jpg") == ("GPL", "package")
 
 
+def test_archive_members_match_source_patterns():
+    # ufoai's copyright names base/textures/... for files that ship inside base/0textures.pk3.
+    info = C.parse_copyright(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: 2002 Team\nLicense: GPL-2+\n\n"
+        "Files:\n base/textures/tex_nature/grass.png\n base/textures/tex_pics/*\n"
+        "Copyright: 2010 A Photographer\nLicense: CC-BY-3.0\n"
+    )
+    base = "/usr/share/games/ufoai/base/0textures.pk3.d/textures"
+    assert C.match_licence(info, f"{base}/tex_nature/grass.png") == ("CC-BY-3.0", "exact")
+    assert C.match_licence(info, f"{base}/tex_pics/elder.jpg") == ("CC-BY-3.0", "exact")
+    assert C.match_licence(info, f"{base}/tex_nature/rock.png") == ("GPL-2+", "catch-all")
+    # A folder that merely ends in ".d" is not an archive: nothing is left out of its path.
+    assert C.match_licence(info, "/usr/share/base/conf.d/textures/tex_pics/a.jpg") == (
+        "GPL-2+",
+        "catch-all",
+    )
+
+
 def test_missing_copyright_is_unknown(tmp_path):
     info = C.read_copyright(tmp_path, "nothing")
     assert info.licences == ("unknown",)
@@ -254,6 +273,49 @@ def test_unpack_qt_resources(tmp_path):
     bad.write_bytes(b"not a resource file")
     with pytest.raises(C.CorpusError):
         C.unpack_qt_resources(bad, tmp_path / "bad.d")
+
+
+def test_unpack_zip_archives(tmp_path):
+    import zipfile
+
+    png = tmp_path / "src.png"
+    save(natural_image(8, 240, 240), png)
+    pk3 = tmp_path / "pkg/usr/share/games/g/base/0textures.pk3"
+    pk3.parent.mkdir(parents=True)
+    with zipfile.ZipFile(pk3, "w") as z:
+        z.writestr("textures/tex_nature/grass.png", png.read_bytes())
+        z.writestr("textures/readme.txt", b"not an image")
+        z.writestr("../escape.png", png.read_bytes())
+    assert C.unpack_zip_archives_tree(tmp_path / "pkg") == 1
+    out = pk3.with_name("0textures.pk3.d") / "textures" / "tex_nature" / "grass.png"
+    assert out.read_bytes() == png.read_bytes()
+    assert not (pk3.parent / "escape.png").exists() and not (pk3.parent.parent / "escape.png").exists()
+    assert not list(pk3.with_name("0textures.pk3.d").rglob("*.txt"))
+    bad = tmp_path / "bad.pk3"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(C.CorpusError):
+        C.unpack_zip_archive(bad, tmp_path / "bad.d")
+    # A broken archive is skipped by the tree walk, not fatal.
+    assert C.unpack_zip_archives_tree(tmp_path) == 1
+
+
+def test_default_rules_cover_new_texture_packages():
+    ufo = C.PACKAGE_RULES["ufoai-textures"]
+    base = "/usr/share/games/ufoai/base/0textures.pk3.d/textures"
+    assert ufo.allows(f"{base}/tex_nature/grass.png")
+    assert not ufo.allows(f"{base}/tex_nature/grass_nm.png")  # normal map
+    assert not ufo.allows(f"{base}/tex_lights/lamp.png")
+    assert not ufo.allows(f"{base}/tex_misc/crate_01.jpg")
+    assert not ufo.allows("/usr/share/games/ufoai/base/pics/logo.png")
+    assert ufo.max_photos == C.UFOAI_MAX_PHOTOS
+    etr = C.PACKAGE_RULES["extremetuxracer-data"]
+    assert etr.allows("/usr/share/games/etr/terrains/rock01.png")
+    assert not etr.allows("/usr/share/games/etr/courses/extras/wild_ride/preview.png")
+    colobot = C.PACKAGE_RULES["colobot-common-textures"]
+    assert colobot.allows("/usr/share/games/colobot/textures/cloud02.png")
+    assert not colobot.allows("/usr/share/games/colobot/textures/interface/button1.png")
+    assert not colobot.allows("/usr/share/games/colobot/mods/AltTextures/textures/cloud02.png")
+    assert set(C.PACKAGE_RULES) <= set(C.DEFAULT_PACKAGES)
 
 
 # --- building from an extracted folder ---------------------------------------------------------
