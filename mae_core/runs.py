@@ -374,7 +374,7 @@ class RunFolder:
         Returns the rows and, when rows were dropped, a note saying how (else None).
         """
         first, last = self._first_metrics(), self.last_metrics()
-        if first is None or last is None or max_points < 4:
+        if first is None or last is None:
             return self.read_metrics(), None
         buckets = max(1, max_points // 4)
         width = max(1, math.ceil((last["step"] - first["step"] + 1) / buckets))
@@ -390,6 +390,15 @@ class RunFolder:
             return rows, None
         return rows, {"rows": total, "kept": len(rows), "bucket_steps": width,
                       "rule": f"first, last, min and max {key} of every {width} steps"}
+
+    def poll_metrics(self, since_step: int | None = None, max_points: int = CURVE_POINTS
+                     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """What a metrics poll answers: the lines after ``since_step`` (the tail only), or
+        without it the whole curve, downsampled to about ``max_points`` (0 = every line);
+        with the downsampling note (None when every line is there)."""
+        if since_step is not None or max_points == 0:
+            return self.read_metrics(since_step), None
+        return self.curve(max_points)
 
     def _iter_metrics(self) -> Iterator[dict[str, Any]]:
         try:

@@ -201,7 +201,7 @@ class Worker:
             return self._stop or heartbeat.cancel_requested or heartbeat.lost
 
         try:
-            outcome = runner(job, self.data_dir, should_stop, lambda r: self._progress(job, r),
+            outcome = runner(job, self.data_dir, should_stop, lambda r: self._progress(job, r, heartbeat),
                              self._fence(job, heartbeat))
         except LeaseLost as exc:
             log.warning("%s", exc)
@@ -253,15 +253,17 @@ class Worker:
         log.info("job %s: %s", job.id, state)
         return state
 
-    def _progress(self, job: Job, record: dict[str, Any]) -> None:
+    def _progress(self, job: Job, record: dict[str, Any], heartbeat: Heartbeat) -> None:
         step, total = int(record["step"]), int(record.get("total_steps") or 0)
         elapsed = record.get("elapsed_s")
         eta = (total - step) * elapsed / step if step and elapsed else None
         loss = record.get("loss")
         loss = loss if isinstance(loss, float) and math.isfinite(loss) else None
         try:
-            self.store.report_progress(job.id, self.id, step=step, total_steps=total, loss=loss,
-                                       eta_s=eta)
+            if not self.store.report_progress(job.id, self.id, step=step, total_steps=total,
+                                              loss=loss, eta_s=eta):
+                heartbeat.lost = True  # another worker owns the job: the next write is refused
+                return
         except StoreUnavailable as exc:
             log.warning("job %s: cannot record progress: %s", job.id, exc)
         log.info("job %s: step %d/%d loss %s lr %.3g", job.id, step, total,

@@ -10,6 +10,8 @@ import time
 import pytest
 
 from mae_core import list_checkpoints, load_model
+import sqlite3
+
 from mae_service.jobs import DataDir, JobStore, Worker, submit_pretrain
 from mae_core.train.state import latest_checkpoint, load_training_state
 from support.jobs_helpers import job_request, wait_until
@@ -151,3 +153,60 @@ def test_a_worker_that_lost_its_lease_cannot_record_a_result(store, data, roots)
     assert stale.run_one() == "lost"
     j = store.get(job.id)
     assert j.state == "running" and j.worker == "other" and j.attempts == 2
+
+
+def _files(run) -> dict:
+    return {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+def test_a_stalled_worker_whose_job_was_taken_over_writes_nothing_more(store, data, roots):
+    """Issue 15 #8: a worker stalls past its lease, another claims the job, the stalled one
+    wakes up. Every write to the run folder is fenced by the lease: it abandons the job
+    without appending metrics, moving `latest`, writing summary.json or exporting."""
+    job = submit_pretrain(store, roots, job_request("shapes", epochs=8, ckpt_every_steps=2))
+    stale = Worker(data, lease_s=0.3, heartbeat_s=3600, worker_id="stale")  # never renews
+    other = JobStore(data.store)
+    run = data.run_dir(job.id)
+    at_claim: dict = {}
+    report = stale.store.report_progress
+
+    def report_then_get_taken_over(job_id, worker_id, **progress):
+        # the stale worker "stalls" after logging a step: its lease runs out, another claims
+        if not at_claim and progress["step"] >= 5 and (run / "checkpoints" / "latest").exists():
+            wait_until(lambda: time.time() > store.get(job_id).lease_expires, 10, "lease expiry")
+            assert other.claim("other", lease_s=60).id == job_id
+            at_claim.update(files=_files(run))
+        return report(job_id, worker_id, **progress)
+
+    stale.store.report_progress = report_then_get_taken_over
+    assert stale.run_one() == "lost"
+    assert at_claim, "the takeover never happened"
+    assert _files(run) == at_claim["files"]  # not one byte written after the takeover
+    assert not (run / "summary.json").exists() and not (run / "model.safetensors").exists()
+    assert not (data.checkpoints / f"{job.id}.safetensors").exists()
+    j = store.get(job.id)
+    assert j.state == "running" and j.worker == "other" and j.attempts == 2
+    assert [e["event"] for e in store.events(job.id)][-1] == "claimed"
+
+
+def test_the_worker_backs_off_while_the_store_is_locked_and_carries_on(store, data, roots):
+    """Issue 15 #9: a long write lock held by another process makes every store call fail;
+    the worker logs, backs off and retries, then runs the job once the lock is gone."""
+    job = submit_pretrain(store, roots, job_request("shapes", epochs=1))
+    worker = Worker(data, lease_s=5, poll_interval=0.05, retry_s=0.05, max_retry_s=0.2)
+    worker.store.busy_timeout_s = 0.1
+    lock = sqlite3.connect(data.store, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    ran = {}
+    thread = threading.Thread(target=lambda: ran.update(n=worker.run(exit_when_idle=True)),
+                              daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: worker.store_errors >= 3, 60, "the worker to hit the lock a few times")
+        assert thread.is_alive() and store.get(job.id).state == "queued"
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    thread.join(120)
+    assert ran == {"n": 1} and store.get(job.id).state == "succeeded"
+    assert worker.store_errors == 0
