@@ -366,13 +366,27 @@ class RunFolder:
                 return row
         return None
 
-    def curve(self, max_points: int = CURVE_POINTS, key: str = "loss") -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    def curve(self, max_points: int = CURVE_POINTS, key: str = "loss"
+              ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """The metrics for a page: all rows, or a downsampled curve when there are more.
 
         Rows are streamed into buckets of equal step width; each bucket keeps its first and
         last row and its rows of least and greatest ``key``, so spikes and the ends survive.
         Returns the rows and, when rows were dropped, a note saying how (else None).
         """
+        try:
+            stat = self.metrics_path.stat()
+        except OSError:
+            return [], None
+        key_ = (str(self.metrics_path), stat.st_size, stat.st_mtime_ns, max_points, key)
+        if key_ not in _CURVES:  # a finished run's page loads again at once
+            while len(_CURVES) >= 8:
+                _CURVES.pop(next(iter(_CURVES)))
+            _CURVES[key_] = self._curve(max_points, key)
+        rows, note = _CURVES[key_]
+        return list(rows), note
+
+    def _curve(self, max_points: int, key: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         first, last = self._first_metrics(), self.last_metrics()
         if first is None or last is None:
             return self.read_metrics(), None
@@ -444,6 +458,10 @@ class RunFolder:
             except OSError:
                 pass
         return newest
+
+
+# (metrics file, size, mtime, max_points, key) -> curve; a few recent curves, oldest dropped first
+_CURVES: dict[tuple[Any, ...], tuple[list[dict[str, Any]], dict[str, Any] | None]] = {}
 
 
 def _keep_extremes(slot: dict[str, dict[str, Any]], row: dict[str, Any], key: str) -> None:

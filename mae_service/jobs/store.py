@@ -262,7 +262,7 @@ class JobStore:
 
     def list_jobs(self, limit: int = 100, state: str | None = None) -> list[Job]:
         """Jobs, newest first."""
-        query, args = "SELECT * FROM jobs", []
+        query, args = "SELECT * FROM jobs", list[Any]()
         if state:
             query += " WHERE state = ?"
             args.append(state)
