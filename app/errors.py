@@ -28,6 +28,7 @@ from mae_core.errors import (
     UnsupportedImageError,
 )
 from mae_service.downloads import DownloadStateError
+from mae_service.jobs.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ STATUS_TABLE: dict[type[BaseException], tuple[int, str]] = {
     OverloadedError: (503, "overloaded"),
     ShuttingDownError: (503, "shutting_down"),
     ServiceUnavailableError: (503, "unavailable"),
+    StoreUnavailable: (503, "store_unavailable"),
     MAEError: (500, "internal_error"),
 }
 
@@ -110,9 +112,10 @@ def error_body(status: int, kind: str, message: str, **extra: Any) -> dict[str, 
 
 def _error_parts(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
     status, kind = status_for(exc)
-    if status >= 500 and not isinstance(exc, ServiceUnavailableError):
+    retry_ms = getattr(exc, "retry_after_ms", None)  # ServiceUnavailableError, StoreUnavailable
+    if status >= 500 and retry_ms is None:
         log.error("request failed: %s", exc, exc_info=exc)
-    headers = retry_headers(exc.retry_after_ms) if isinstance(exc, ServiceUnavailableError) else {}
+    headers = retry_headers(retry_ms) if retry_ms is not None else {}
     return status, error_body(status, kind, str(exc)), headers
 
 

@@ -87,7 +87,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ckpt-every-steps", type=int)
     p.add_argument("--ckpt-every-minutes", type=float)
     p.add_argument("--keep-last", type=int)
-    p.add_argument("--max-steps", type=int, help="stop (resumably) after this many steps")
+    p.add_argument("--max-steps", type=int,
+                   help="run at most this many steps in this invocation, then checkpoint and "
+                        "stop; --resume continues the schedule (to its end, or for a new "
+                        "--max-steps) and exports the model when it completes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -103,8 +106,9 @@ def resolve_config(args: argparse.Namespace):
         if not saved.is_file():
             raise InvalidParameterError(f"cannot resume: {saved} does not exist")
         config = TrainConfig.from_dict(json.loads(saved.read_text()))
-        changes = {k: getattr(args, k) for k in ("epochs", "max_steps") if getattr(args, k) is not None}
-        return merge(config, changes)
+        changes = {"epochs": args.epochs} if args.epochs is not None else {}
+        # max_steps budgets one invocation: never carried over from the saved config
+        return merge(config, {**changes, "max_steps": args.max_steps})
     config = get_recipe(args.recipe)
     if args.config:
         config = merge(config, load_config_file(args.config))

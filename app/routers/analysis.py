@@ -29,6 +29,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 
 from mae_core.runs import (
+    CURVE_POINTS,
+    RunFolder,
     RunInfo,
     default_bench_dir,
     default_runs_dir,
@@ -36,7 +38,6 @@ from mae_core.runs import (
     list_runs,
     list_snapshots,
     read_json_result,
-    read_metrics,
 )
 
 from ..analysis_figures import (
@@ -202,6 +203,22 @@ def _snapshot_list(run: RunInfo) -> list[dict[str, Any]]:
             for s in list_snapshots(run.path)]
 
 
+def _run_curves(run: RunInfo) -> tuple[list[dict[str, Any]], int | None]:
+    """The run's figures from a downsampled curve (long runs), and its last logged step."""
+    rows, note = RunFolder(run.path).curve(CURVE_POINTS)
+    specs = run_figures(run.id, rows)
+    if note:
+        for spec in specs:
+            spec["notes"].append(f"{note['rows']} metrics lines drawn as {note['kept']} points: "
+                                 f"{note['rule']}; the CSV has every line.")
+    return specs, rows[-1]["step"] if rows else None
+
+
+MaxPoints = Annotated[int, Query(ge=0, le=1_000_000, description=(
+    "without since_step: at most about this many lines, downsampled (first, last, min and max "
+    "loss per bucket of steps; `downsampled` in the reply says so); 0 = every line"))]
+
+
 def _run_payload(run: RunInfo) -> dict[str, Any]:
     return {**run.to_dict(), "metrics_url": f"/api/runs/{run.id}/metrics",
             "snapshots_url": f"/api/runs/{run.id}/snapshots"}
@@ -234,7 +251,7 @@ def page_figures(request: Request, results: PaperResults,
         for spec in info.pop("specs"):
             figures[spec["id"]] = spec
     if run is not None:
-        for spec in run_figures(run.id, read_metrics(run.path)):
+        for spec in _run_curves(run)[0]:
             figures[spec["id"]] = spec
     gpu_file = BENCH_FILES["train_gpu"]
     return {"figures": figures, "bench": {"present": bench is not None, "error": bench_error,
@@ -370,17 +387,19 @@ def run_detail(request: Request, run_id: str) -> dict[str, Any]:
             summary="Metrics lines of a run (only steps after since_step when given)")
 def run_metrics(request: Request, run_id: str,
                 since_step: Annotated[int | None, Query(ge=-1)] = None,
-                format: Format = "json") -> Any:
+                format: Format = "json", max_points: MaxPoints = CURVE_POINTS) -> Any:
     run = _get_run(request, run_id)
-    rows = read_metrics(run.path, since_step=since_step)
+    folder = RunFolder(run.path)
     if format == "csv":
+        rows = folder.read_metrics(since_step)
         cols = ["step", "epoch", "lr", "loss", "images_per_s", "data_wait_frac", "elapsed_s"]
         for row in rows:
             cols += [k for k in row if k not in cols]
         return _csv_response(rows, f"{run.id}-metrics.csv", cols)
+    rows, note = folder.poll_metrics(since_step, max_points)
     return JSONResponse({"run": run.id, "status": run.status, "since_step": since_step,
                          "last_step": rows[-1]["step"] if rows else since_step,
-                         "metrics": rows})
+                         "metrics": rows, "downsampled": note})
 
 
 @router.get("/api/runs/{run_id}/snapshots", responses=NOT_FOUND,
@@ -406,10 +425,9 @@ def run_snapshot(request: Request, run_id: str, step: int) -> FileResponse:
             summary="Plotly specs of a run's curves")
 def run_figure_specs(request: Request, run_id: str) -> dict[str, Any]:
     run = _get_run(request, run_id)
-    metrics = read_metrics(run.path)
-    return {"run": _run_payload(run), "snapshots": _snapshot_list(run),
-            "last_step": metrics[-1]["step"] if metrics else None,
-            "figures": {f["id"]: f for f in run_figures(run.id, metrics)}}
+    specs, last_step = _run_curves(run)
+    return {"run": _run_payload(run), "snapshots": _snapshot_list(run), "last_step": last_step,
+            "figures": {f["id"]: f for f in specs}}
 
 
 # -- our benchmark and ablation files -------------------------------------------------------

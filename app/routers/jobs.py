@@ -24,8 +24,7 @@ from mae_service.jobs import (
     list_datasets,
     submit_pretrain,
 )
-from mae_service.jobs.worker import JOB_LOG
-from mae_core.runs import list_snapshots, read_metrics
+from mae_core.runs import CURVE_POINTS, RunFolder
 
 from ..deps import SettingsDep
 from ..schemas import ErrorResponse
@@ -226,15 +225,19 @@ def retry(job_id: str, store: StoreDep) -> dict[str, Any]:
 @router.get("/jobs/{job_id}/metrics", responses=_ERRORS,
             summary="The job's metrics lines (loss, lr, ...) and snapshot list, for polling")
 def metrics(job_id: str, store: StoreDep, settings: SettingsDep, since_step: Annotated[int | None, Query(
-                ge=0, description="only lines after this step (poll incrementally)")] = None,
-            ) -> dict[str, Any]:
+                ge=0, description="only lines after this step (poll incrementally; reads only "
+                                  "the file's tail)")] = None,
+            max_points: Annotated[int, Query(ge=0, le=1_000_000, description=(
+                "without since_step: at most about this many lines, downsampled (first, last, "
+                "min and max loss per bucket of steps; `downsampled` says so); 0 = every line"))]
+            = CURVE_POINTS) -> dict[str, Any]:
     with job_errors():
         job = existing(store).get(job_id)
-    run_dir = settings.data.run_dir(job.id)
+    folder = RunFolder(settings.data.run_dir(job.id))
     snapshots = [{"step": s.step, "url": f"/api/jobs/{job.id}/snapshots/{s.step}"}
-                 for s in list_snapshots(run_dir)]
-    return {"job": job_payload(job), "metrics": read_metrics(run_dir, since_step),
-            "snapshots": snapshots}
+                 for s in folder.snapshots()]
+    rows, note = folder.poll_metrics(since_step, max_points)
+    return {"job": job_payload(job), "metrics": rows, "downsampled": note, "snapshots": snapshots}
 
 
 @router.get("/jobs/{job_id}/snapshots/{step}", response_class=FileResponse, responses=_ERRORS,
@@ -242,7 +245,7 @@ def metrics(job_id: str, store: StoreDep, settings: SettingsDep, since_step: Ann
 def snapshot(job_id: str, step: int, store: StoreDep, settings: SettingsDep) -> FileResponse:
     with job_errors():
         job = existing(store).get(job_id)
-    for snap in list_snapshots(settings.data.run_dir(job.id)):
+    for snap in RunFolder(settings.data.run_dir(job.id)).snapshots():
         if snap.step == step:
             return FileResponse(snap.path, media_type="image/png",
                                 headers={"Cache-Control": "public, max-age=3600"})
@@ -254,7 +257,7 @@ def logs(job_id: str, store: StoreDep, settings: SettingsDep,
          lines: Annotated[int, Query(ge=1, le=2000)] = 200) -> dict[str, Any]:
     with job_errors():
         job = existing(store).get(job_id)
-    path = settings.data.run_dir(job.id) / JOB_LOG
+    path = RunFolder(settings.data.run_dir(job.id)).log_path
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)

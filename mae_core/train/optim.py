@@ -9,7 +9,8 @@ from torch import nn
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Decay weights (p.dim() >= 2) but not biases or norm parameters; the fixed sin-cos position
     tables have requires_grad=False and are left out entirely."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for _, p in model.named_parameters():
         if not p.requires_grad:
             continue

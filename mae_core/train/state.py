@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, cast
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ LATEST = "latest"
 
 
 def rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state = cast(tuple, np.random.get_state(legacy=True))  # (kind, keys, pos, gauss...)
     state = {
         "python": random.getstate(),
         "numpy": {"kind": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
@@ -56,16 +56,29 @@ def _tuplify(x):
     return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def save_training_state(folder: Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
-    """Write ``ckpt_{step}.pt`` atomically, then point ``latest`` at it, then prune old ones."""
+def save_training_state(folder: Path, step: int, state: dict[str, Any], keep_last: int,
+                        fence: Callable[[], None] | None = None) -> Path:
+    """Write ``ckpt_{step}.pt`` atomically, then point ``latest`` at it, then prune old ones.
+
+    ``fence`` (if given) runs before each of the three writes and raises to stop them: writing
+    a checkpoint takes a while, and a worker may lose its job meanwhile.
+    """
+    fence = fence or (lambda: None)
+    fence()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"ckpt_{step:08d}.pt"
+    path = folder / checkpoint_name(step)
     write_atomic(path, lambda tmp: torch.save(state, tmp))
+    fence()
     write_bytes_atomic(folder / LATEST, path.name.encode())
+    fence()
     checkpoints = sorted(folder.glob("ckpt_*.pt"))
     for old in checkpoints[:-keep_last] if keep_last > 0 else []:
         old.unlink(missing_ok=True)
     return path
+
+
+def checkpoint_name(step: int) -> str:
+    return f"ckpt_{step:08d}.pt"
 
 
 def latest_checkpoint(folder: Path) -> Path | None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 
-from mae_service.jobs.store import JobStore
+from mae_service.jobs.store import JobStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class Heartbeat(threading.Thread):
             try:
                 lease = self.store.renew(self.job_id, self.worker_id, self.lease_s)
                 self.store.seen(self.worker_id, self.job_id)
-            except sqlite3.Error as exc:
+            except StoreUnavailable as exc:
                 log.warning("job %s: lease renewal failed (%s); retrying", self.job_id, exc)
                 continue
             if not lease.held:

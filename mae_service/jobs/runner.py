@@ -1,6 +1,8 @@
 """Running one job of each kind; a pretraining job also publishes its exported model.
 
 A runner gets the claimed job and callbacks from the worker, and returns how the run ended.
+Every file it writes is fenced: ``fence()`` runs before each write and raises ``LeaseLost``
+once another worker owns the job, so a stalled worker that wakes up writes nothing more.
 Runners always resume: a job that was interrupted, killed or retried continues from the last
 checkpoint in its run folder (``DATA_DIR/runs/<job-id>``).
 """
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[dict[str, Any]], None]
 StopFn = Callable[[], bool]
+FenceFn = Callable[[], None]  # raises LeaseLost once another worker owns the job
 
 
 @dataclass(frozen=True)
@@ -52,12 +55,14 @@ def publish_checkpoint(export_path: Path, folder: Path, checkpoint_id: str,
     return target
 
 
-def run_pretrain(job: Job, data_dir: DataDir, should_stop: StopFn, on_progress: ProgressFn) -> Outcome:
+def run_pretrain(job: Job, data_dir: DataDir, should_stop: StopFn, on_progress: ProgressFn,
+                 fence: FenceFn) -> Outcome:
     config = TrainConfig.from_dict(job.config).replace(output_dir=str(data_dir.run_dir(job.id)))
     log.info("job %s: pretraining %s on %s for %d epochs", job.id, config.model, config.data.path,
              config.epochs)
     result = Trainer(config, resume=True, progress=False, should_stop=should_stop,
-                     on_log=on_progress).run()
+                     on_log=on_progress, fence=fence).run()
+    fence()  # publishing writes the shared checkpoint folder: only while the job is ours
     checkpoint = None
     if result.status == "completed" and result.export_path is not None:
         publish_checkpoint(result.export_path, data_dir.checkpoints, job.id,
@@ -66,4 +71,5 @@ def run_pretrain(job: Job, data_dir: DataDir, should_stop: StopFn, on_progress: 
     return Outcome(result.status, result.step, checkpoint)
 
 
-RUNNERS: dict[str, Callable[[Job, DataDir, StopFn, ProgressFn], Outcome]] = {PRETRAIN: run_pretrain}
+RUNNERS: dict[str, Callable[[Job, DataDir, StopFn, ProgressFn, FenceFn], Outcome]] = {
+    PRETRAIN: run_pretrain}

@@ -11,6 +11,9 @@ out and whose job was claimed by another can no longer change that job. A lease 
 last checkpoint, until ``max_attempts`` claims have ended that way; then the job fails.
 
 Connections are opened per call, so one ``JobStore`` may be used from any thread or process.
+A store that cannot be used (locked past the busy timeout, a damaged or unreadable file) raises
+:class:`StoreUnavailable`: the web app answers 503 with ``Retry-After``, workers back off and
+retry.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from mae_core.errors import InvalidParameterError
+from mae_core.errors import InvalidParameterError, MAEError
 from mae_service.jobs.errors import JobNotFoundError, JobStateError
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,21 @@ CREATE TABLE IF NOT EXISTS workers (
     job_id    TEXT
 );
 """
+
+
+class StoreUnavailable(MAEError):
+    """The job store cannot be used now (locked by another process, damaged, unreadable).
+
+    Transient from the caller's side: retry after ``retry_after_ms`` milliseconds.
+    """
+
+    def __init__(self, message: str, retry_after_ms: int = 5000) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+
+
+class LeaseLost(MAEError):
+    """This worker no longer holds the job: another worker claimed it after our lease ran out."""
 
 
 def new_job_id(now: float) -> str:
@@ -175,12 +193,25 @@ class JobStore:
     # ----------------------------------------------------------------- plumbing
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+        """A connection; SQLite's operational and file errors become :class:`StoreUnavailable`
+        (an IntegrityError is a bug of ours and stays what it is)."""
+        try:
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
         db.row_factory = sqlite3.Row
         try:
             yield db
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise
+            raise self._unavailable(exc) from exc
         finally:
             db.close()
+
+    def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailable:
+        log.warning("job store %s unavailable: %s", self.path, exc)
+        return StoreUnavailable(f"the job store is unavailable ({exc}); try again in a few seconds")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -231,7 +262,7 @@ class JobStore:
 
     def list_jobs(self, limit: int = 100, state: str | None = None) -> list[Job]:
         """Jobs, newest first."""
-        query, args = "SELECT * FROM jobs", []
+        query, args = "SELECT * FROM jobs", list[Any]()
         if state:
             query += " WHERE state = ?"
             args.append(state)
@@ -358,6 +389,12 @@ class JobStore:
                 (state, error, now if state in FINAL_STATES else None, now, row["id"]))
             self._event(db, row["id"], now, row["worker"], event, detail)
             log.warning("job %s: %s", row["id"], detail)
+
+    def holds(self, job_id: str, worker_id: str) -> bool:
+        """Does ``worker_id`` still own the running job? (The fence before every run-folder write.)"""
+        with self._connect() as db:
+            return db.execute("SELECT 1 FROM jobs WHERE id = ? AND worker = ? AND state = ?",
+                              (job_id, worker_id, RUNNING)).fetchone() is not None
 
     def renew(self, job_id: str, worker_id: str, lease_s: float) -> Lease:
         """Extend our lease; ``held`` is False once another worker owns the job (stop work)."""

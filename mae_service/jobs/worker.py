@@ -10,34 +10,49 @@ How a job ends, seen from the store:
   the queue (the attempt does not count) and the worker exits;
 * an exception: the attempt counts; the job is queued again until ``max_attempts``, then
   ``failed`` with the error. A bad config fails at once (retrying cannot help);
-* SIGKILL / power loss: nothing is written; the lease expires and the next claim requeues it.
+* SIGKILL / power loss: nothing is written; the lease expires and the next claim requeues it;
+* stalled past its lease (SIGSTOP, a frozen VM) while another worker claimed the job: every
+  write to the run folder is fenced by the lease (``JobStore.holds``), so on waking up the
+  stalled worker abandons the job without writing (not even to the job's log);
+* the store is unavailable (locked for long, damaged): the worker logs it, backs off
+  (doubling from ``retry_s`` up to ``max_retry_s``) and tries again; it never exits for it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from mae_core.errors import InvalidParameterError
 from mae_service.jobs.heartbeat import Heartbeat
 from mae_service.jobs.paths import DataDir
 from mae_service.jobs.runner import RUNNERS, Outcome
-from mae_service.jobs.store import CANCELLED, FAILED, SUCCEEDED, Job, JobStore, new_worker_id
+from mae_core.runs import LOG_FILE
+from mae_service.jobs.store import (
+    CANCELLED,
+    FAILED,
+    SUCCEEDED,
+    Job,
+    JobStore,
+    LeaseLost,
+    StoreUnavailable,
+    new_worker_id,
+)
 
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-JOB_LOG = "worker.log"
+JOB_LOG = LOG_FILE  # the run folder's log file (mae_core.runs)
 
 
 @contextmanager
-def job_log(path: Path) -> Iterator[None]:
-    """Copy this process's log records to ``path`` while a job runs (the page's logs tail).
+def job_log(path: Path, muted: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """Copy this process's log records to ``path`` while a job runs (the page's logs tail),
+    except while ``muted()`` (the job was lost to another worker, whose log it is now).
 
     mae_core's and mae_service's INFO records are always included, even when the process logs only warnings.
     A run folder that cannot be written (e.g. a file in its place) only costs the job its log
@@ -51,6 +66,7 @@ def job_log(path: Path) -> Iterator[None]:
         yield
         return
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(lambda record: not muted())
     root = logging.getLogger()
     ours = [logging.getLogger(name) for name in ("mae_core", "mae_service")]
     levels = [logger.level for logger in ours]
@@ -78,16 +94,22 @@ class Worker:
         heartbeat_s: seconds between lease renewals (and cancellation checks); default
             ``min(1, lease_s / 4)``.
         worker_id: a name for this worker in the store (default host-pid-random).
+        retry_s, max_retry_s: back-off after the store was unavailable: ``retry_s`` seconds,
+            doubling each time it still is, at most ``max_retry_s``.
     """
 
     def __init__(self, data_dir: DataDir | Path, *, poll_interval: float = 2.0, lease_s: float = 30.0,
-                 heartbeat_s: float | None = None, worker_id: str | None = None) -> None:
+                 heartbeat_s: float | None = None, worker_id: str | None = None,
+                 retry_s: float = 1.0, max_retry_s: float = 60.0) -> None:
         self.data_dir = (data_dir if isinstance(data_dir, DataDir) else DataDir(Path(data_dir))).ensure()
         self.store = JobStore(self.data_dir.store)
         self.poll_interval = poll_interval
         self.lease_s = lease_s
         self.heartbeat_s = heartbeat_s or min(1.0, lease_s / 4)
         self.id = worker_id or new_worker_id()
+        self.retry_s = retry_s
+        self.max_retry_s = max_retry_s
+        self.store_errors = 0  # consecutive times the store was unavailable
         self._stop = False
 
     # ------------------------------------------------------------------ control
@@ -111,7 +133,13 @@ class Worker:
         try:
             while not self._stop:
                 self._seen()
-                if self.run_one() is not None:
+                try:
+                    state = self.run_one()
+                except StoreUnavailable as exc:
+                    self._back_off(exc)
+                    continue
+                self.store_errors = 0
+                if state is not None:
                     done += 1
                     if max_jobs is not None and done >= max_jobs:
                         break
@@ -122,10 +150,17 @@ class Worker:
         finally:
             try:
                 self.store.forget_worker(self.id)
-            except sqlite3.Error:
+            except StoreUnavailable:
                 pass
         log.info("worker %s: exiting after %d job(s)", self.id, done)
         return done
+
+    def _back_off(self, exc: StoreUnavailable) -> None:
+        self.store_errors += 1
+        wait = min(self.max_retry_s, self.retry_s * 2 ** (self.store_errors - 1))
+        log.warning("worker %s: %s; retrying in %.1f s (%d in a row)", self.id, exc, wait,
+                    self.store_errors)
+        self._sleep(wait)
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -135,7 +170,7 @@ class Worker:
     def _seen(self, job_id: str | None = None) -> None:
         try:
             self.store.seen(self.id, job_id)
-        except sqlite3.Error as exc:
+        except StoreUnavailable as exc:
             log.warning("cannot record worker presence: %s", exc)
 
     # ------------------------------------------------------------------ one job
@@ -149,7 +184,7 @@ class Worker:
         heartbeat = Heartbeat(self.store, job.id, self.id, self.lease_s, self.heartbeat_s)
         heartbeat.start()
         try:
-            with job_log(self.data_dir.run_dir(job.id) / JOB_LOG):
+            with job_log(self.data_dir.run_dir(job.id) / JOB_LOG, lambda: heartbeat.lost):
                 log.info("job %s (%s): claimed by %s, attempt %d of %d", job.id, job.kind, self.id,
                          job.attempts, job.max_attempts)
                 return self._execute(job, heartbeat)
@@ -166,7 +201,11 @@ class Worker:
             return self._stop or heartbeat.cancel_requested or heartbeat.lost
 
         try:
-            outcome = runner(job, self.data_dir, should_stop, lambda r: self._progress(job, r))
+            outcome = runner(job, self.data_dir, should_stop, lambda r: self._progress(job, r, heartbeat),
+                             self._fence(job, heartbeat))
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+            return "lost"
         except InvalidParameterError as exc:  # the config itself is wrong: retrying cannot help
             log.error("job %s: %s", job.id, exc)
             return self._finish(job, FAILED, error=f"invalid job: {exc}")
@@ -178,6 +217,15 @@ class Worker:
             return state or "lost"
         heartbeat.stop()
         return self._record(job, outcome, heartbeat)
+
+    def _fence(self, job: Job, heartbeat: Heartbeat) -> Callable[[], None]:
+        """Raises LeaseLost unless this worker still owns the job (called before every write)."""
+        def fence() -> None:
+            if heartbeat.lost or not self.store.holds(job.id, self.id):
+                heartbeat.lost = True
+                raise LeaseLost(f"job {job.id}: another worker owns it now; {self.id} stops "
+                                "without writing to its run folder")
+        return fence
 
     def _record(self, job: Job, outcome: Outcome, heartbeat: Heartbeat) -> str:
         if heartbeat.lost:
@@ -205,16 +253,18 @@ class Worker:
         log.info("job %s: %s", job.id, state)
         return state
 
-    def _progress(self, job: Job, record: dict[str, Any]) -> None:
+    def _progress(self, job: Job, record: dict[str, Any], heartbeat: Heartbeat) -> None:
         step, total = int(record["step"]), int(record.get("total_steps") or 0)
         elapsed = record.get("elapsed_s")
         eta = (total - step) * elapsed / step if step and elapsed else None
         loss = record.get("loss")
         loss = loss if isinstance(loss, float) and math.isfinite(loss) else None
         try:
-            self.store.report_progress(job.id, self.id, step=step, total_steps=total, loss=loss,
-                                       eta_s=eta)
-        except sqlite3.Error as exc:
+            if not self.store.report_progress(job.id, self.id, step=step, total_steps=total,
+                                              loss=loss, eta_s=eta):
+                heartbeat.lost = True  # another worker owns the job: the next write is refused
+                return
+        except StoreUnavailable as exc:
             log.warning("job %s: cannot record progress: %s", job.id, exc)
         log.info("job %s: step %d/%d loss %s lr %.3g", job.id, step, total,
                  "n/a" if loss is None else f"{loss:.4f}", record.get("lr", float("nan")))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import random
@@ -153,13 +154,8 @@ def _checkpoints_is_a_file(run: Path) -> None:
     (run / "checkpoints").write_text("not a folder")
 
 
-def _metrics_garbage(run: Path) -> None:
-    run.mkdir(parents=True)
-    (run / "metrics.jsonl").write_bytes(b"\xff\xfe\x00 not json\n{")
-
-
 CORRUPTIONS = [_latest_missing, _checkpoint_garbage, _checkpoint_truncated, _latest_escapes,
-               _run_folder_is_a_file, _checkpoints_is_a_file, _metrics_garbage]
+               _run_folder_is_a_file, _checkpoints_is_a_file]
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +190,22 @@ def test_a_corrupted_run_folder_fails_its_job_not_the_worker(tmp_path, image_roo
             resp = client.get(path)
             assert resp.status_code < 500, (path, resp.status_code, resp.text[:300])
         assert client.get(f"/api/jobs/{bad.id}").json()["error"]
+
+
+def test_metrics_lines_the_pages_skip_do_not_fail_a_resume(tmp_path, image_roots):
+    """Issue 15 #12: lines the pages tolerate (not an object, a step that is not an integer,
+    bytes that are not UTF-8, a cut-off line) used to fail every attempt of the job; the
+    resume now drops them with the same parser the pages use."""
+    from support.jobs_helpers import job_request
+
+    data = jobs.DataDir(tmp_path / "data").ensure()
+    store = jobs.JobStore(data.store)
+    job = jobs.submit_pretrain(store, image_roots, job_request("shapes", epochs=2), max_attempts=1)
+    run = data.run_dir(job.id)
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_bytes(b'[1, 2]\n{"step": "abc"}\n\xff\xfe\x00 not json\n{')
+    jobs.Worker(data, lease_s=5, poll_interval=0.05).run(exit_when_idle=True)
+    done = store.get(job.id)
+    assert done.state == "succeeded", done.error
+    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["step"] for line in lines] == list(range(1, done.total_steps + 1))

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from mae_core import create_model, load_model
+from mae_core.runs import RunFolder
 from mae_core.train import Trainer
 from mae_core.train.optim import param_groups
-from mae_core.train.schedule import base_lr, lr_at
+from mae_core.train.schedule import StepSchedule, base_lr, lr_at
 from support.train_helpers import TINY, make_images, read_losses, tiny_cli_args, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,9 +53,50 @@ def test_lr_is_set_per_iteration(images, tmp_path):
     config = tiny_config(images, tmp_path / "run", epochs=3, warmup_epochs=None) if False else \
         tiny_config(images, tmp_path / "run", epochs=3)
     result = Trainer(config, progress=False).run()
-    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    records = RunFolder(result.run_dir).read_metrics()
     for r in records:  # lr logged at step s was set from fractional epoch (s - 1) / steps_per_epoch
         assert r["lr"] == pytest.approx(lr_at((r["step"] - 1) / 4, 2e-3, 0, 1, 3))
+
+
+def test_accumulation_follows_the_official_fractional_epoch():
+    """engine_pretrain.py sets the lr at a group's first micro-batch from
+    data_iter_step / len(data_loader) + epoch; with 8 micro-batches per epoch and accum 3 the
+    second step of an epoch starts at micro-batch 3 (epoch + 3/8), not epoch + 1/2."""
+    s = StepSchedule(micro_per_epoch=8, accum=3, epochs=3)
+    assert (s.steps_per_epoch, s.total_steps, s.tail_micro) == (2, 6, 2)
+    assert [s.lr_epoch(k) for k in range(6)] == [0, 0.375, 1, 1.375, 2, 2.375]
+    assert StepSchedule(8, 2, 1).tail_micro == 0 and StepSchedule(8, 2, 1).lr_epoch(1) == 0.25
+
+
+def test_lr_with_ragged_accumulation_matches_the_official_schedule(images, tmp_path):
+    # 32 images, batch 4: 8 micro-batches per epoch; accum 3 leaves a tail of 2 per epoch
+    config = tiny_config(images, tmp_path / "run", batch_size=4, accum_iter=3, epochs=3)
+    result = Trainer(config, progress=False).run()
+    records = RunFolder(result.run_dir).read_metrics()
+    assert result.status == "completed" and result.step == 6 and result.images_seen == 6 * 12
+    for r in records:
+        epoch, group = divmod(r["step"] - 1, 2)
+        assert r["lr"] == pytest.approx(lr_at(epoch + group * 3 / 8, 2e-3, 0, 1, 3)), r
+
+
+def test_max_steps_is_a_budget_and_a_plain_resume_finishes_and_exports(images, tmp_path):
+    """Issue 13: run 8 steps, then resume with no budget: the schedule runs to its end, the
+    model is exported, and the run equals an uninterrupted one bit for bit."""
+    full = Trainer(tiny_config(images, tmp_path / "full", epochs=4), progress=False).run()
+    first = Trainer(tiny_config(images, tmp_path / "split", epochs=4, max_steps=8),
+                    progress=False).run()
+    assert (first.status, first.step, first.export_path) == ("stopped", 8, None)
+    saved = RunFolder(first.run_dir).read_config()
+    assert saved["max_steps"] is None  # a budget, not part of the resumable schedule
+    budget = Trainer(tiny_config(images, tmp_path / "split", epochs=4, max_steps=3), resume=True,
+                     progress=False).run()
+    assert (budget.status, budget.step) == ("stopped", 11)  # a new budget of 3 more steps
+    rest = Trainer(tiny_config(images, tmp_path / "split", epochs=4), resume=True,
+                   progress=False).run()
+    assert (rest.status, rest.step) == ("completed", 16) and rest.export_path.is_file()
+    assert read_losses(rest.run_dir) == read_losses(full.run_dir)
+    a, b = _final_state(full.run_dir), _final_state(rest.run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_weight_decay_groups():
@@ -72,7 +114,7 @@ def test_weight_decay_groups():
 
 
 def _final_state(run_dir):
-    return load_model(run_dir / "model.safetensors").state_dict()
+    return load_model(RunFolder(run_dir).export_path).state_dict()
 
 
 def test_accumulation_equals_one_big_batch(images, tmp_path):
@@ -98,7 +140,7 @@ def test_corrupt_images_are_skipped_and_counted(images, tmp_path):
     result = Trainer(tiny_config(data, tmp_path / "run", epochs=2), progress=False).run()
     assert result.status == "completed"
     assert result.skipped_images >= 2  # every epoch samples most of the broken files
-    summary = json.loads((result.run_dir / "summary.json").read_text())
+    summary = RunFolder(result.run_dir).read_summary()
     assert summary["skipped_images"] == result.skipped_images
 
 
@@ -117,11 +159,9 @@ def _write_cfg(tmp_path, **fields):
 def _wait_for_step(run_dir, step, proc, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        path = run_dir / "metrics.jsonl"
-        if path.exists():
-            lines = path.read_text().splitlines()
-            if lines and json.loads(lines[-1]).get("step", 0) >= step:
-                return
+        last = RunFolder(run_dir).last_metrics()
+        if last is not None and last["step"] >= step:
+            return
         if proc.poll() is not None:
             raise AssertionError(f"run ended early: {proc.stderr.read()[-2000:]}")
         time.sleep(0.05)
@@ -157,11 +197,11 @@ def test_sigterm_leaves_a_loadable_checkpoint(images, tmp_path):
     _wait_for_step(run, 3, proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 143
-    from mae_core.train.state import latest_checkpoint, load_training_state
+    from mae_core.train.state import load_training_state
 
-    state = load_training_state(latest_checkpoint(run / "checkpoints"))
+    state = load_training_state(RunFolder(run).latest_checkpoint())
     assert state["step"] >= 3
-    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+    assert RunFolder(run).read_summary()["status"] == "interrupted"
 
 
 @pytest.mark.slow
@@ -182,3 +222,28 @@ def test_two_process_gloo_ddp_matches_single_process(images, tmp_path):
     sa, sb = _final_state(tmp_path / "single"), _final_state(tmp_path / "ddp")
     for k in sa:
         torch.testing.assert_close(sa[k], sb[k], atol=2e-4, rtol=1e-3)  # Adam amplifies fp noise
+
+
+@pytest.mark.slow
+def test_readme_resume_sequence_exports_the_model(images, tmp_path):
+    """The README's two lines: `mae train ... --max-steps 8`, then `mae train --output-dir RUN
+    --resume` runs to the end of the schedule, exports model.safetensors and matches an
+    uninterrupted run exactly."""
+    cfg = _write_cfg(tmp_path)
+    full = _cli(tiny_cli_args(images, tmp_path / "full") + [str(cfg)])
+    assert full.wait(timeout=300) == 0, full.stderr.read()[-2000:]
+    run = tmp_path / "demo"
+    first = _cli(tiny_cli_args(images, run) + [str(cfg), "--max-steps", "8"])
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-2000:]
+    assert json.loads(out.splitlines()[-1])["status"] == "stopped"
+    assert not RunFolder(run).export_path.exists()
+    resumed = _cli(["train", "--output-dir", str(run), "--resume"])
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    result = json.loads(out.splitlines()[-1])
+    assert result["status"] == "completed" and result["step"] == 24, result
+    assert RunFolder(run).export_path.is_file() and result["export"]
+    assert read_losses(run) == read_losses(tmp_path / "full")
+    a, b = _final_state(tmp_path / "full"), _final_state(run)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from mae_tools.testing import free_port, png_bytes, synthetic_photo
+from mae_core.runs import RunFolder
 from mae_core.train.state import latest_checkpoint, load_training_state
 from support.jobs_helpers import REPO, job_request, start_mae, stop, subprocess_env, wait_until
 from support.train_helpers import make_images
@@ -187,8 +188,7 @@ def test_sigkill_mid_job_resumes_from_the_last_checkpoint(stack):
         "claimed", "lease_expired", "claimed", "succeeded"]
     assert min(steps_after_claim) >= saved_step  # continued from the checkpoint, not from zero
     assert f"resumed from {ckpt.name} at step {saved_step}" in stack.worker_log("rescuer")
-    run_dir = stack.data_dir / "runs" / job["id"]
-    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in RunFolder(stack.data_dir / "runs" / job["id"]).read_metrics()]
     assert steps == list(range(1, 241))
     card = json.loads((stack.data_dir / "checkpoints" / f"{job['id']}.json").read_text())
     assert card["training"]["steps"] == 240

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mae_service.jobs import JobNotFoundError, JobStateError, JobStore
+from mae_service.jobs.store import StoreUnavailable
 
 
 class FakeClock:
@@ -219,3 +220,64 @@ def test_store_file_is_created_with_its_folder(tmp_path):
     path = tmp_path / "a" / "b" / "jobs.sqlite"
     JobStore(path)
     assert Path(path).is_file()
+
+
+# ---------------------------------------------------------------------- store unavailable
+@pytest.fixture
+def locked(tmp_path):
+    """A store (0.1 s busy timeout) while another process holds a long write lock on its file
+    (as during the 40 s lock of the report)."""
+    store = JobStore(tmp_path / "jobs" / "jobs.sqlite", busy_timeout_s=0.1)
+    db = sqlite3.connect(store.path, isolation_level=None)
+    db.execute("BEGIN EXCLUSIVE")
+    yield store
+    db.execute("ROLLBACK")
+    db.close()
+
+
+def test_holds_is_the_lease_fence(store, clock):
+    a, = submit(store)
+    store.claim("w1", lease_s=10)
+    assert store.holds(a.id, "w1") and not store.holds(a.id, "w2")
+    clock.now += 11
+    assert store.holds(a.id, "w1")  # expired but not taken: still ours, nobody else writes
+    store.claim("w2", lease_s=10)
+    assert not store.holds(a.id, "w1") and store.holds(a.id, "w2")
+
+
+def test_a_locked_store_raises_store_unavailable(locked):
+    with pytest.raises(StoreUnavailable, match="unavailable.*locked") as info:
+        locked.submit("pretrain", {}, {})
+    assert info.value.retry_after_ms >= 1000
+    with pytest.raises(StoreUnavailable):
+        locked.claim("w1", lease_s=5)
+    assert locked.list_jobs() == []  # reads still work in WAL mode
+
+
+def test_a_damaged_store_file_raises_store_unavailable(tmp_path):
+    path = tmp_path / "jobs.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreUnavailable, match="not a database"):
+        JobStore(path)
+
+
+def test_the_api_answers_503_with_retry_after_while_the_store_is_unavailable(tmp_path, locked):
+    from fastapi.testclient import TestClient
+
+    from app import Settings, create_app
+    from support.train_helpers import make_images
+
+    roots = tmp_path / "images"
+    make_images(roots / "shapes", count=8, size=40)
+    data = tmp_path / "data"
+    (data / "jobs").mkdir(parents=True)
+    (data / "jobs" / "jobs.sqlite").write_bytes(b"damaged" * 500)
+    settings = Settings(data_dir=data, checkpoint_dir=tmp_path / "none", data_roots=[roots])
+    with TestClient(create_app(settings)) as client:
+        resp = client.get("/api/jobs")  # a damaged file
+        assert resp.status_code == 503 and resp.headers["retry-after"] == "5", resp.text
+        assert resp.json()["error"] == "store_unavailable" and "job store" in resp.json()["message"]
+        client.app.state.job_store = locked  # a store another process holds locked
+        resp = client.post("/api/jobs", json={"dataset": "shapes", "epochs": 1, "batch_size": 4})
+        assert resp.status_code == 503 and resp.headers["retry-after"] == "5", resp.text
+        assert client.get("/api/jobs").status_code == 200  # reads go on meanwhile

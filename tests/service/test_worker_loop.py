@@ -3,15 +3,17 @@ retries, permanent failures, and fencing after a lost lease."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import pytest
 
 from mae_core import list_checkpoints, load_model
+import sqlite3
+
 from mae_service.jobs import DataDir, JobStore, Worker, submit_pretrain
-from mae_core.train.state import latest_checkpoint, load_training_state
+from mae_core.runs import RunFolder
+from mae_core.train.state import load_training_state
 from support.jobs_helpers import job_request, wait_until
 from support.train_helpers import make_images
 
@@ -34,7 +36,7 @@ def store(data) -> JobStore:
 
 
 def steps_in_metrics(run_dir) -> list[int]:
-    return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r["step"] for r in RunFolder(run_dir).read_metrics()]
 
 
 def stop_when(condition, action) -> threading.Thread:
@@ -66,8 +68,8 @@ def test_job_succeeds_and_its_model_is_published(store, data, roots):
 
     run = data.run_dir(job.id)
     assert steps_in_metrics(run) == list(range(1, 13))
-    assert len(list((run / "snapshots").glob("step_*.png"))) >= 3
-    assert "attempt 1 of 3" in (run / "worker.log").read_text()
+    assert len(RunFolder(run).snapshots()) >= 3
+    assert "attempt 1 of 3" in RunFolder(run).log_path.read_text()
     assert store.workers() == []  # the worker signed off
 
 
@@ -86,13 +88,13 @@ def test_cancel_stops_the_run_and_keeps_its_checkpoint_then_retry_resumes(store,
     j = store.get(job.id)
     assert j.state == "cancelled" and 5 <= j.step < 240 and j.finished is not None
     assert stopped_after < 5, stopped_after
-    ckpt = latest_checkpoint(data.run_dir(job.id) / "checkpoints")
+    ckpt = RunFolder(data.run_dir(job.id)).latest_checkpoint()
     assert ckpt is not None and load_training_state(ckpt)["step"] == j.step
     assert not (data.checkpoints / f"{job.id}.safetensors").exists()
 
     store.retry(job.id)
     assert worker.run_one() == "succeeded"
-    log = (data.run_dir(job.id) / "worker.log").read_text()
+    log = RunFolder(data.run_dir(job.id)).log_path.read_text()
     assert f"at step {j.step}" in log and "resumed from" in log
     assert steps_in_metrics(data.run_dir(job.id)) == list(range(1, 241))
 
@@ -104,13 +106,13 @@ def test_stop_request_checkpoints_requeues_and_the_next_worker_resumes(store, da
     assert first.run() == 1  # ran one job, then left the loop because it was asked to stop
     j = store.get(job.id)
     assert j.state == "queued" and j.attempts == 0 and j.worker is None
-    saved = load_training_state(latest_checkpoint(data.run_dir(job.id) / "checkpoints"))["step"]
+    saved = load_training_state(RunFolder(data.run_dir(job.id)).latest_checkpoint())["step"]
     assert saved == j.step >= 6
     assert store.events(job.id)[-1]["event"] == "requeued"
 
     second = Worker(data, lease_s=2, poll_interval=0.1, worker_id="second")
     assert second.run_one() == "succeeded"
-    log = (data.run_dir(job.id) / "worker.log").read_text()
+    log = RunFolder(data.run_dir(job.id)).log_path.read_text()
     assert f"at step {saved}" in log
     assert store.get(job.id).attempts == 1
     assert steps_in_metrics(data.run_dir(job.id)) == list(range(1, 161))
@@ -151,3 +153,60 @@ def test_a_worker_that_lost_its_lease_cannot_record_a_result(store, data, roots)
     assert stale.run_one() == "lost"
     j = store.get(job.id)
     assert j.state == "running" and j.worker == "other" and j.attempts == 2
+
+
+def _files(run) -> dict:
+    return {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+def test_a_stalled_worker_whose_job_was_taken_over_writes_nothing_more(store, data, roots):
+    """Issue 15 #8: a worker stalls past its lease, another claims the job, the stalled one
+    wakes up. Every write to the run folder is fenced by the lease: it abandons the job
+    without appending metrics, moving `latest`, writing summary.json or exporting."""
+    job = submit_pretrain(store, roots, job_request("shapes", epochs=8, ckpt_every_steps=2))
+    stale = Worker(data, lease_s=0.3, heartbeat_s=3600, worker_id="stale")  # never renews
+    other = JobStore(data.store)
+    run = RunFolder(data.run_dir(job.id))
+    at_claim: dict = {}
+    report = stale.store.report_progress
+
+    def report_then_get_taken_over(job_id, worker_id, **progress):
+        # the stale worker "stalls" after logging a step: its lease runs out, another claims
+        if not at_claim and progress["step"] >= 5 and run.latest_checkpoint() is not None:
+            wait_until(lambda: time.time() > store.get(job_id).lease_expires, 10, "lease expiry")
+            assert other.claim("other", lease_s=60).id == job_id
+            at_claim.update(files=_files(run.path))
+        return report(job_id, worker_id, **progress)
+
+    stale.store.report_progress = report_then_get_taken_over
+    assert stale.run_one() == "lost"
+    assert at_claim, "the takeover never happened"
+    assert _files(run.path) == at_claim["files"]  # not one byte written after the takeover
+    assert run.read_summary() is None and not run.export_path.exists()
+    assert not (data.checkpoints / f"{job.id}.safetensors").exists()
+    j = store.get(job.id)
+    assert j.state == "running" and j.worker == "other" and j.attempts == 2
+    assert [e["event"] for e in store.events(job.id)][-1] == "claimed"
+
+
+def test_the_worker_backs_off_while_the_store_is_locked_and_carries_on(store, data, roots):
+    """Issue 15 #9: a long write lock held by another process makes every store call fail;
+    the worker logs, backs off and retries, then runs the job once the lock is gone."""
+    job = submit_pretrain(store, roots, job_request("shapes", epochs=1))
+    worker = Worker(data, lease_s=5, poll_interval=0.05, retry_s=0.05, max_retry_s=0.2)
+    worker.store.busy_timeout_s = 0.1
+    lock = sqlite3.connect(data.store, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    ran = {}
+    thread = threading.Thread(target=lambda: ran.update(n=worker.run(exit_when_idle=True)),
+                              daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: worker.store_errors >= 3, 60, "the worker to hit the lock a few times")
+        assert thread.is_alive() and store.get(job.id).state == "queued"
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    thread.join(120)
+    assert ran == {"n": 1} and store.get(job.id).state == "succeeded"
+    assert worker.store_errors == 0

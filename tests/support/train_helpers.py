@@ -45,7 +45,6 @@ def tiny_cli_args(data: Path, out: Path) -> list[str]:
 
 
 def read_losses(run_dir: Path) -> list[tuple[int, float]]:
-    import json
+    from mae_core.runs import RunFolder
 
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [(r["step"], r["loss"]) for r in map(json.loads, lines)]
+    return [(r["step"], r["loss"]) for r in RunFolder(run_dir).read_metrics()]
