@@ -21,8 +21,8 @@ from ..errors import InvalidParameterError
 from ..io_utils import write_json_atomic
 from ..model import MaskedAutoencoderViT
 from ..reconstruct import pick_device
-from .data import LabelledImageFolder
-from .linprobe import extract_features
+from .data import LabelledImageFolder, eval_transform
+from .linprobe import extract_features, feature_extractor
 from .report import classification_report
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 class KnnConfig:
     """k-NN settings; defaults as DINO's k-NN evaluation (k=20, T=0.07, cls token features).
 
-    Features come from the unmasked encoder on centre crops (the evaluation transform).
+    Features come from the unmasked encoder on the official evaluation crops (resize the short
+    side to size / 0.875, centre crop), pooled as the linear probe's (``cls`` or global ``mean``).
     """
 
     checkpoint: str = ""
@@ -69,13 +70,14 @@ def knn_classify(config: KnnConfig, model: MaskedAutoencoderViT | None = None) -
     """Run the k-NN evaluation; writes ``knn.json`` in ``output_dir`` when one is given."""
     device = pick_device(config.device)
     model = (model or load_model(config.checkpoint)).to(device).eval()
-    size = model.config.img_size[0]
-    train_set = LabelledImageFolder(config.train_dir, img_size=size)
-    val_set = LabelledImageFolder(config.val_dir, img_size=size, classes=train_set.classes)
-    tx, ty = extract_features(model, train_set, config.pool, device, config.batch_size,
-                              config.num_workers, desc="train features")
-    vx, vy = extract_features(model, val_set, config.pool, device, config.batch_size,
-                              config.num_workers, desc="val features")
+    transform = eval_transform(model.config.img_size[0])
+    train_set = LabelledImageFolder(config.train_dir, transform)
+    val_set = LabelledImageFolder(config.val_dir, transform, classes=train_set.classes)
+    extractor = feature_extractor(model, config.pool).to(device)
+    tx, ty = extract_features(extractor, train_set, device, config.batch_size, config.num_workers,
+                              desc="train features")
+    vx, vy = extract_features(extractor, val_set, device, config.batch_size, config.num_workers,
+                              desc="val features")
     scores = knn_scores(tx, ty, vx, len(train_set.classes), config.k, config.temperature)
     result = {"protocol": "knn", "config": asdict(config), "classes": train_set.classes,
               "num_train": len(train_set), "num_val": len(val_set),
