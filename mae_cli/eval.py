@@ -1,4 +1,4 @@
-"""``mae eval linprobe|finetune``: the paper's downstream protocols on ImageFolder data."""
+"""``mae eval knn|linprobe|finetune``: the paper's downstream protocols on ImageFolder data."""
 
 from __future__ import annotations
 
@@ -78,6 +78,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ft.add_argument("--reprob", type=float, help=f"random erasing probability (default {d['reprob']})")
     ft.add_argument("--tune-blocks", type=int, help="fine-tune only the last K blocks")
     ft.set_defaults(func=run_finetune)
+    knn = sub.add_parser(
+        "knn", help="k-nearest-neighbour classification on frozen features (minutes on a CPU)",
+        description="k-NN as DINO-style evaluations: frozen-encoder features of the official "
+        "evaluation crops, L2-normalised; each val image's k most cosine-similar train images "
+        "vote for their class with weight exp(similarity / T). Writes knn.json with top-1 (and "
+        "top-5 with more than 5 classes), the confusion matrix and per-class accuracy.")
+    knn.add_argument("--checkpoint", required=True, help="pretrained checkpoint (any supported format)")
+    knn.add_argument("--train", dest="train_dir", required=True, help="ImageFolder train root")
+    knn.add_argument("--val", dest="val_dir", required=True, help="ImageFolder val root")
+    knn.add_argument("--output-dir", default=".", help=OUTPUT_HELP.format(name="knn.json"))
+    knn.add_argument("--k", type=int, help="neighbours that vote (default 20)")
+    knn.add_argument("--temperature", type=float, help="vote weight exp(sim / T) (default 0.07)")
+    knn.add_argument("--pool", choices=("cls", "mean"), help="cls token (default) or mean patch token")
+    knn.add_argument("--batch-size", type=int, help="images per forward pass (default 64)")
+    knn.add_argument("--device")
+    knn.add_argument("--num-workers", type=int)
+    knn.set_defaults(func=run_knn)
 
 
 def _config(cls, args):
@@ -106,4 +123,13 @@ def run_finetune(args: argparse.Namespace) -> int:
     config = _config(FinetuneConfig, args)
     result = finetune(config)
     _report(result, ("top1", "top5", "best", "trainable_params"), Path(config.output_dir) / "finetune.json")
+    return 0
+
+
+def run_knn(args: argparse.Namespace) -> int:
+    from mae_core.evaluation.knn import KnnConfig, knn_classify
+
+    config = _config(KnnConfig, args)
+    result = knn_classify(config)
+    _report(result, ("top1", "top5", "num_train", "num_val"), Path(config.output_dir) / "knn.json")
     return 0

@@ -62,3 +62,17 @@ def test_knn_separates_a_two_class_folder_and_writes_knn_json(tmp_path):
     assert result["top1"] == 100.0 and result["confusion"] == [[3, 0], [0, 3]]
     assert result["classes"] == ["blue", "red"] and result["num_train"] == 12
     assert (tmp_path / "out" / "knn.json").is_file()
+
+
+def test_mae_eval_knn_prints_top1_and_writes_knn_json(tmp_path, capsys):
+    from mae_cli import main
+    from mae_tools.testing import write_checkpoint
+
+    train = _two_class_folder(tmp_path / "train", 4, seed=0)
+    val = _two_class_folder(tmp_path / "val", 2, seed=1)
+    ckpt = write_checkpoint(tmp_path / "ckpt", "tiny")
+    assert main(["eval", "knn", "--checkpoint", str(ckpt), "--train", str(train), "--val", str(val),
+                 "--output-dir", str(tmp_path / "out"), "--k", "3", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert '"top1"' in printed and '"top5"' not in printed
+    assert (tmp_path / "out" / "knn.json").is_file()
