@@ -74,7 +74,7 @@ def load_model(
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{Path(path).name} does not match the inferred architecture: {exc}") from None
-    model.card = card  # type: ignore[attr-defined]
+    model.card = card  # type: ignore[assignment]
     model.source_layout = info["layout"]  # type: ignore[attr-defined]
     return model.to(device)
 
