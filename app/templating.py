@@ -16,9 +16,19 @@ from fastapi.templating import Jinja2Templates
 
 import mae_core
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = REPO_ROOT / "templates"
-STATIC_DIR = REPO_ROOT / "static"
+_APP_DIR = Path(__file__).resolve().parent
+
+
+def resource_dir(name: str) -> Path:
+    """``templates`` or ``static``: ``app/<name>`` in an installed wheel (pyproject maps the
+    repository's top-level folders there), ``<name>/`` beside ``app/`` in a source checkout or
+    editable install."""
+    installed = _APP_DIR / name
+    return installed if installed.is_dir() else _APP_DIR.parent / name
+
+
+TEMPLATES_DIR = resource_dir("templates")
+STATIC_DIR = resource_dir("static")
 PLOTLY_JS_URL = "/vendor/plotly.min.js"
 
 
