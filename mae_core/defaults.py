@@ -38,10 +38,11 @@ def embedded_checkpoint_dir() -> Path:
     return _PACKAGE_DIR.parent / "checkpoints"
 
 
-def checkpoint_folders() -> list[Path]:
-    """Where checkpoints are looked up by id, first match wins: the checkpoint folder, then the
-    embedded default's folder."""
-    folders = [checkpoint_dir(), embedded_checkpoint_dir()]
+def checkpoint_folders(data: Path | None = None) -> list[Path]:
+    """Where checkpoints are looked up by id, first match wins (the web app's order): the
+    checkpoint folder, the data folder's ``checkpoints/`` (models of finished training jobs),
+    then the embedded default's folder."""
+    folders = [checkpoint_dir(), (data or data_dir()) / "checkpoints", embedded_checkpoint_dir()]
     return [f for i, f in enumerate(folders) if f not in folders[:i]]
 
 
