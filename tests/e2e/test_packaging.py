@@ -247,6 +247,10 @@ def test_installed_wheel_serves_every_page_and_reconstructs_from_another_folder(
         result = json.loads(reply)
         assert result["model"] == "mae-lab-default" and set(result["panels"]) >= {"original", "reconstruction"}
         assert 5 < result["metrics"]["masked_psnr"] < 60
+
+        # what it makes goes to the current folder's var/, never into the installed package
+        assert json.loads(get(base + "/api/runs")[1])["runs_dir"] == str(elsewhere / "var" / "runs")
+        assert f"--data-dir {elsewhere / 'var'}" in get(base + "/train")[1].decode()
     finally:
         proc.terminate()
         try:
@@ -254,5 +258,3 @@ def test_installed_wheel_serves_every_page_and_reconstructs_from_another_folder(
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-    # what it made went to the current folder's var/, not into the installed package
-    assert (elsewhere / "var").is_dir()
