@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from mae_core.precision import PRECISIONS
@@ -45,8 +46,11 @@ def settings_from_args(args: argparse.Namespace):
     """``Settings`` from the environment, with the flags that were given applied on top."""
     from app.settings import Settings
 
+    checkpoint_dir = args.checkpoint_dir
+    if checkpoint_dir is None and args.data_dir is not None and not os.environ.get("MAE_CHECKPOINT_DIR"):
+        checkpoint_dir = args.data_dir / "checkpoints"  # as $MAE_DATA_DIR would make it
     overrides = {
-        "host": args.host, "port": args.port, "checkpoint_dir": args.checkpoint_dir,
+        "host": args.host, "port": args.port, "checkpoint_dir": checkpoint_dir,
         "default_model": args.default_model, "device": args.device, "data_dir": args.data_dir,
         "precision": args.precision,
     }

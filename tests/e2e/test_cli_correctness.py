@@ -110,6 +110,17 @@ def test_checkpoints_list_includes_the_data_folder_and_the_embedded_default(tmp_
     assert "my-pull" in only and "job-abc123" not in only
 
 
+def test_serve_data_dir_flag_moves_the_checkpoint_folder_like_the_env_does(tmp_path, monkeypatch):
+    from mae_cli.serve import settings_from_args
+
+    monkeypatch.delenv("MAE_CHECKPOINT_DIR", raising=False)
+    s = settings_from_args(build_parser().parse_args(["serve", "--data-dir", str(tmp_path / "d")]))
+    assert s.checkpoint_dir == tmp_path / "d" / "checkpoints" == s.data.checkpoints
+    monkeypatch.setenv("MAE_CHECKPOINT_DIR", str(tmp_path / "c"))
+    s = settings_from_args(build_parser().parse_args(["serve", "--data-dir", str(tmp_path / "d")]))
+    assert s.checkpoint_dir == tmp_path / "c"
+
+
 # ------------------------------------------------------------------ benchmarks write only where asked
 def test_bench_quality_never_writes_into_the_shipped_results(tmp_path, capsys, monkeypatch):
     shipped = REPO / "bench-results" / "bench_quality.json"
