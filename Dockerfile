@@ -21,8 +21,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# Every install takes the versions the test suite passed on (constraints.txt).
 # torch from the chosen index first: its layer is the big one and is reused when the code changes
-RUN pip install --index-url "${TORCH_INDEX_URL}" "torch>=2.3" "torchvision>=0.18"
+COPY constraints.txt ./
+RUN pip install -c constraints.txt --index-url "${TORCH_INDEX_URL}" torch torchvision
 
 COPY pyproject.toml README.md ./
 COPY mae_core ./mae_core
@@ -33,8 +35,9 @@ COPY app ./app
 COPY templates ./templates
 COPY static ./static
 COPY checkpoints ./checkpoints
-# editable, so the app finds templates/ and static/ beside its package; torch is already there
-RUN pip install -e ".[app]"
+# a regular install: pip builds the wheel (templates, static files, paper results and the
+# embedded default checkpoint inside the packages) and installs it; torch is already there
+RUN pip install -c constraints.txt ".[app]"
 
 # A non-root user owns the data folder. Named volumes mounted on these paths start as copies of
 # them, owner included, so the user can write to fresh volumes.
@@ -45,11 +48,12 @@ USER mae
 
 # /srv/mae: job store, run folders, trained checkpoints (shared by web and worker)
 # /data/images: one sub-folder of images per dataset (mounted read-only)
+# (checkpoints: MAE_DATA_DIR/checkpoints, beside the embedded default inside the package)
 ENV MAE_HOST=0.0.0.0 \
     MAE_PORT=8000 \
     MAE_DATA_DIR=/srv/mae \
-    MAE_DATA_ROOTS=/data/images \
-    MAE_CHECKPOINT_DIR=/app/checkpoints
+    MAE_DATA_ROOTS=/data/images
+WORKDIR /srv/mae
 
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
+from functools import lru_cache
+from pathlib import Path
 from typing import AsyncIterator
 
 import anyio
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import mae_core
+from mae_core.defaults import embedded_checkpoint_dir
 from mae_service.downloads import DownloadManager
 from mae_service.features import FeatureStore
 
@@ -57,8 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     has, ``/api/ready`` answers 503 (requests for it wait in the queue meanwhile).
     """
     settings = settings or Settings()
+    # the embedded default checkpoint last: a checkpoint folder may hold a retrained default
     registry = ModelRegistry(settings.checkpoint_dir, settings.default_model, settings.device,
-                             settings.model_cache_size, extra_folders=[settings.data.checkpoints],
+                             settings.model_cache_size,
+                             extra_folders=[settings.data.checkpoints, embedded_checkpoint_dir()],
                              precision=settings.precision)
 
     @asynccontextmanager
@@ -80,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="MAE Lab", version=mae_core.__version__, description=DESCRIPTION, lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served by install_offline_docs, from local files
         openapi_tags=[{"name": "reconstruct", "description": "Mask and reconstruct images"},
                       {"name": "service", "description": "Status and checkpoints"}],
     )
@@ -115,4 +123,61 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.nav = nav
     document_common_errors(app, exempt=EXEMPT)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_offline_docs(app)
     return app
+
+
+DOCS_ASSETS_URL = "/vendor/docs"
+# ReDoc's side menu always shows the vendor's logo from its CDN (no option turns it off); the
+# copy we serve shows an empty image instead, so the page makes no outside request.
+REDOC_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+EMPTY_SVG = b"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E"
+
+
+def docs_assets_dir() -> Path:
+    """Swagger UI's and ReDoc's JS/CSS as shipped inside the installed ``fastapi_offline`` package."""
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).resolve().parent / "static"
+
+
+@lru_cache(maxsize=1)
+def offline_redoc_js() -> bytes:
+    return (docs_assets_dir() / "redoc.standalone.js").read_bytes().replace(REDOC_CDN_LOGO, EMPTY_SVG)
+
+
+def install_offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` from files this server serves: FastAPI's defaults
+    load them, their CSS, a favicon and Google Fonts from CDNs, so they are blank offline."""
+    favicon = "/static/favicon.svg"
+
+    @app.get(f"{DOCS_ASSETS_URL}/redoc.standalone.js", include_in_schema=False)
+    async def redoc_js() -> Response:
+        return Response(offline_redoc_js(), media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=docs_assets_dir()), name="docs_assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{favicon}",
+            # no badge fetched from validator.swagger.io
+            swagger_ui_parameters={**(app.swagger_ui_parameters or {}), "validatorUrl": None})
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{favicon}", with_google_fonts=False)

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         data_dir: the folder shared with ``mae worker``: job store, run folders and trained
             checkpoints (listed beside ``checkpoint_dir``).
         data_roots: folders whose sub-folders of images are the datasets a training job may
-            use (``MAE_DATA_ROOTS=/data/images:/more``); default the repository's ``data/``.
+            use (``MAE_DATA_ROOTS=/data/images:/more``); default ``data/`` in the current directory.
         job_max_attempts: how many times a job is started before it is marked failed.
         max_checkpoint_upload_bytes: largest checkpoint upload (``POST /api/checkpoints``),
             enforced while it streams like ``max_upload_bytes``; ViT-L in float32 is 1.3 GB.

@@ -11,9 +11,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "ablate", help="sweep one factor (mask ratio, strategy, decoder depth, norm-pix)",
         description="Train one short run per value of FACTOR with the `mae train` options given "
-        "here, score each on held-out images (own objective at 75%% random masking) and, with "
-        "--probe-train/--probe-val, by a linear probe; writes bench-results/ablations/FACTOR.json "
-        "for the analysis page. Example: mae ablate mask_ratio --data data/corpus/train "
+        "here, score each on held-out images (own objective at 75% random masking) and, with "
+        "--probe-train/--probe-val, by a linear probe; writes FACTOR.json under ablations/ of the "
+        "benchmark folder ($MAE_BENCH_DIR, default var/bench-results) for the analysis page. Example: mae ablate mask_ratio --data data/corpus/train "
         "--heldout data/corpus/heldout --img-size 64 --epochs 5",
     )
     p.add_argument("factor", choices=("mask_ratio", "strategy", "decoder_depth", "norm_pix"))
@@ -30,9 +30,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-px", type=int, default=96)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--device", default=None)
-    p.add_argument("--runs-root", default="runs")
+    p.add_argument("--runs-root", type=Path, default=None,
+                   help="where the runs go (default: $MAE_RUNS_DIR, else var/runs)")
     p.add_argument("--output", type=Path, default=None,
-                   help="default bench-results/ablations/FACTOR.json")
+                   help="default: $MAE_BENCH_DIR/ablations/FACTOR.json, else var/bench-results/...")
     p.set_defaults(func=run)
 
 
@@ -48,6 +49,7 @@ def _parse(value: str):
 def run(args: argparse.Namespace) -> int:
     from mae_tools.ablate import run_ablation
     from mae_tools.bench.common import write_result
+    from mae_core.runs import default_bench_dir, default_runs_dir
     from mae_core.train import DataConfig, OptimConfig, TrainConfig
 
     base = TrainConfig(
@@ -58,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
         log_every=10, snapshot_every=0, ckpt_every_steps=10_000)
     probe = (args.probe_train, args.probe_val) if args.probe_train and args.probe_val else None
     values = [_parse(v) for v in args.values] if args.values else None
-    result = run_ablation(args.factor, base, args.heldout, values, args.runs_root, probe)
+    result = run_ablation(args.factor, base, args.heldout, values, args.runs_root or default_runs_dir(),
+                          probe)
     for row in result["rows"]:
         print(json.dumps(row))
-    write_result(args.output or Path("bench-results/ablations") / f"{args.factor}.json", result)
+    write_result(args.output or default_bench_dir() / "ablations" / f"{args.factor}.json", result)
     return 0

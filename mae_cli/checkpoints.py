@@ -11,8 +11,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               description="Manage checkpoints in the checkpoint folder.")
     sub = p.add_subparsers(dest="checkpoints_command", metavar="ACTION", required=True)
 
-    ls = sub.add_parser("list", help="show checkpoints in a folder and the official ones")
-    ls.add_argument("--dir", type=Path, default=None, help="folder (default: checkpoints/)")
+    ls = sub.add_parser(
+        "list", help="show the checkpoints the app offers and the official ones",
+        description="Lists, in the web app's order (an id found earlier wins): the checkpoint "
+        "folder ($MAE_CHECKPOINT_DIR, default DATA_DIR/checkpoints), the data folder's "
+        "checkpoints/ (models of finished training jobs) and the embedded default checkpoint.")
+    ls.add_argument("--dir", type=Path, default=None, help="list only this folder")
+    ls.add_argument("--data-dir", type=Path, default=None,
+                    help="the data folder shared with `mae worker` (env MAE_DATA_DIR, default var/)")
     ls.set_defaults(func=run_list)
 
     pull = sub.add_parser(
@@ -22,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "mae checkpoints pull mae_visualize_vit_large",
     )
     pull.add_argument("name", help="official name, see `mae checkpoints list`")
-    pull.add_argument("--dir", type=Path, default=None, help="target folder (default: checkpoints/)")
+    pull.add_argument("--dir", type=Path, default=None,
+                      help="target folder (default: $MAE_CHECKPOINT_DIR, else var/checkpoints)")
     pull.add_argument("--base-url", default=None,
                       help="mirror base URL (env MAE_CHECKPOINT_BASE_URL; default the official host)")
     pull.set_defaults(func=run_pull)
@@ -55,21 +62,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_list(args: argparse.Namespace) -> int:
     from mae_core.checkpoint import list_checkpoints
     from mae_core.checkpoint.catalog import OFFICIAL_CHECKPOINTS
-    from mae_core.defaults import checkpoint_dir
+    from mae_core.defaults import checkpoint_folders
 
-    folder = args.dir or checkpoint_dir()
-    print(f"checkpoints in {folder}:")
-    infos = list_checkpoints(folder)
-    for info in infos:
-        cfg = info.card.get("model_config", {})
-        desc = info.error or (
-            f"D={cfg.get('embed_dim')} depth={cfg.get('depth')} "
-            f"decoder={'yes' if info.can_reconstruct else 'no'} "
-            f"norm_pix={cfg.get('norm_pix_loss')}"
-        )
-        print(f"  {'BROKEN ' if info.error else ''}{info.id:36} {desc}")
-    if not infos:
-        print("  (none)")
+    for folder in [args.dir] if args.dir else checkpoint_folders(args.data_dir):
+        print(f"checkpoints in {folder}:")
+        infos = list_checkpoints(folder)
+        for info in infos:
+            cfg = info.card.get("model_config", {})
+            desc = info.error or (
+                f"D={cfg.get('embed_dim')} depth={cfg.get('depth')} "
+                f"decoder={'yes' if info.can_reconstruct else 'no'} "
+                f"norm_pix={cfg.get('norm_pix_loss')}"
+            )
+            print(f"  {'BROKEN ' if info.error else ''}{info.id:36} {desc}")
+        if not infos:
+            print("  (none)")
     print("official checkpoints (mae checkpoints pull NAME):")
     for name, entry in sorted(OFFICIAL_CHECKPOINTS.items()):
         print(f"  {name:36} {entry.description}")

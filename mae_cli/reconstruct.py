@@ -4,12 +4,43 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
 from mae_core.errors import ImageDecodeError
+from mae_core.fields import MASK_RATIO, SEED, FieldSpec
 from mae_core.precision import PRECISIONS
+
+
+def field_type(spec: FieldSpec):
+    """An argparse ``type=`` that parses a number and applies ``spec``'s rule: the same
+    bounds and message as the server's (e.g. ``--ratio 0`` is refused, as POST /reconstruct does)."""
+    def parse(text: str):
+        try:
+            value = spec.type(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{spec.name} must be a number, got {text!r}") from None
+        problem = spec.problem(value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+    parse.__name__ = spec.name  # argparse names the type in its messages
+    return parse
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as None: the output is strict JSON, never ``Infinity``
+    (a masked PSNR is infinite when the masked patches are reproduced exactly)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,15 +49,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="mask an image and reconstruct it (four-panel figure)",
         description="Mask IMAGE, reconstruct it with an MAE checkpoint and write the paper's "
         "Figure 4 panels (original, masked, reconstruction, reconstruction + visible) as one PNG. "
-        "Example: mae reconstruct fox.jpg --ratio 0.75 --strategy block --seed 2 -o fox.png",
+        "Example: mae reconstruct static/samples/horses.jpg --ratio 0.75 --strategy block "
+        "--seed 2 -o horses.png",
     )
     p.add_argument("image", type=Path, help="input image (any format Pillow reads)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output PNG path")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="checkpoint file (default: the embedded default checkpoint)")
-    p.add_argument("--ratio", type=float, default=0.75, help="masking ratio in [0, 1) (default 0.75)")
+    p.add_argument("--ratio", type=field_type(MASK_RATIO), default=MASK_RATIO.default,
+                   help=f"{MASK_RATIO.help}; {MASK_RATIO.bounds_text()} (default {MASK_RATIO.default})")
     p.add_argument("--strategy", default="random", help="random | block | grid (grid: 0.75 only)")
-    p.add_argument("--seed", type=int, default=None, help="mask seed (default: random, printed)")
+    p.add_argument("--seed", type=field_type(SEED), default=None,
+                   help=f"mask seed, {SEED.bounds_text()} (default: random, printed)")
     p.add_argument("--resize", default="crop", choices=("crop", "keep-aspect"),
                    help="crop: resize + centre crop (default); keep-aspect: non-square patch grid")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
@@ -57,5 +91,5 @@ def run(args: argparse.Namespace) -> int:
     summary = {"output": str(args.output), "checkpoint": str(checkpoint), "seed": rec.seed,
                "mask_ratio": rec.mask_ratio, "strategy": rec.strategy,
                "uses_target_stats": rec.uses_target_stats, **rec.metrics}
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(json_safe(summary), indent=2, allow_nan=False))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from mae_core.precision import PRECISIONS
@@ -20,14 +21,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "MAE_PORT, MAE_CHECKPOINT_DIR, MAE_DEFAULT_MODEL, MAE_DEVICE, MAE_MAX_UPLOAD_BYTES, "
         "MAE_QUEUE_SIZE, MAE_BATCH_WINDOW_MS, MAE_SHUTDOWN_GRACE_S, ...); flags override them. "
         "SIGTERM drains: requests in flight finish, new ones get 503, then the process exits. "
-        "Example: mae serve --port 8000 --checkpoint-dir checkpoints/",
+        "The embedded default checkpoint ships inside the package and is always offered. "
+        "Example: mae serve --port 8000 --data-dir var/",
     )
     p.add_argument("--host", default=None, help="interface to listen on (default 127.0.0.1; "
                    "0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=None, help="TCP port (default 8000)")
     p.add_argument("--checkpoint-dir", type=Path, default=None,
-                   help="folder of checkpoints offered by id (default: $MAE_CHECKPOINT_DIR or the "
-                   "repository's checkpoints/)")
+                   help="folder of checkpoints offered by id, besides the data folder's and the "
+                   "embedded default (default: $MAE_CHECKPOINT_DIR, else var/checkpoints)")
     p.add_argument("--default-model", default=None,
                    help="checkpoint id loaded at start-up (default mae-lab-default)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
@@ -36,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "auto (bf16 on GPUs only), bf16, or fp32 (exact)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="folder shared with `mae worker`: job store, runs, trained checkpoints "
-                   "(default: $MAE_DATA_DIR or the repository's var/)")
+                   "(default: $MAE_DATA_DIR, else var/ in the current directory)")
     p.set_defaults(func=run)
 
 
@@ -44,8 +46,11 @@ def settings_from_args(args: argparse.Namespace):
     """``Settings`` from the environment, with the flags that were given applied on top."""
     from app.settings import Settings
 
+    checkpoint_dir = args.checkpoint_dir
+    if checkpoint_dir is None and args.data_dir is not None and not os.environ.get("MAE_CHECKPOINT_DIR"):
+        checkpoint_dir = args.data_dir / "checkpoints"  # as $MAE_DATA_DIR would make it
     overrides = {
-        "host": args.host, "port": args.port, "checkpoint_dir": args.checkpoint_dir,
+        "host": args.host, "port": args.port, "checkpoint_dir": checkpoint_dir,
         "default_model": args.default_model, "device": args.device, "data_dir": args.data_dir,
         "precision": args.precision,
     }

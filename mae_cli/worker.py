@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data-dir", type=Path, default=None,
                    help="shared data folder (job store, runs, trained checkpoints); default "
-                        "$MAE_DATA_DIR or the repository's var/")
+                        "$MAE_DATA_DIR, else var/ in the current directory")
     p.add_argument("--poll-interval", type=float, default=2.0,
                    help="seconds between looks at an empty queue (default 2)")
     p.add_argument("--lease", type=float, default=30.0,

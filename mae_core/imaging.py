@@ -71,10 +71,12 @@ def apply_exif_orientation(img: Image.Image, *, in_place: bool = False) -> Image
     """
     img.load()
     try:
-        turned = ImageOps.exif_transpose(img, in_place=in_place)
+        if in_place:
+            ImageOps.exif_transpose(img, in_place=True)
+            return img
+        return ImageOps.exif_transpose(img)
     except (OSError, ValueError, SyntaxError, KeyError, TypeError, IndexError, struct.error):
         return img  # a malformed EXIF block must not make the picture unreadable
-    return img if turned is None else turned
 
 
 def _to_8bit_grey(img: Image.Image) -> Image.Image:

@@ -21,9 +21,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
+    mode = 0o666 & ~_umask()  # mkstemp makes 0600; the file gets the mode any new file gets
+    os.chmod(tmp, mode)
     try:
         yield tmp
+        # again: a writer may have replaced the temp file (safetensors' save_file does, 0600)
+        os.chmod(tmp, mode)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)

@@ -68,7 +68,7 @@ class MaskedAutoencoderViT(nn.Module):
         drop_rates = torch.linspace(0, c.drop_path_rate, c.depth, device="cpu").tolist()
         self.blocks = nn.ModuleList(
             Block(c.embed_dim, c.num_heads, mlp_ratio=c.mlp_ratio, qkv_bias=True,
-                  norm_layer=norm_layer, drop_path=rate)
+                  norm_layer=norm_layer, drop_path=rate)  # type: ignore[arg-type]  # any callable
             for rate in drop_rates
         )
         self.norm = norm_layer(c.embed_dim)
@@ -82,7 +82,7 @@ class MaskedAutoencoderViT(nn.Module):
         self.decoder_blocks = nn.ModuleList(
             Block(
                 c.decoder_embed_dim, c.decoder_num_heads, mlp_ratio=c.mlp_ratio, qkv_bias=True,
-                norm_layer=norm_layer,
+                norm_layer=norm_layer,  # type: ignore[arg-type]  # timm accepts any callable
             )
             for _ in range(c.decoder_depth)
         )

@@ -206,7 +206,8 @@ class Reconstructor:
         results: list[Reconstruction | None] = [None] * len(images)
         by_shape: dict[tuple[int, int], list[int]] = {}
         for i, item in enumerate(prepared):
-            by_shape.setdefault(tuple(item.tensor.shape[-2:]), []).append(i)
+            height, width = item.tensor.shape[-2:]
+            by_shape.setdefault((int(height), int(width)), []).append(i)
         for indices in by_shape.values():
             for i, rec in zip(indices, self._run_group(
                 [prepared[i] for i in indices], mask_ratio, strategy,
@@ -217,7 +218,8 @@ class Reconstructor:
 
     # ------------------------------------------------------------- internals
     def _masks_for(self, grid, mask_ratio, strategy, seeds, masks) -> tuple[torch.Tensor, list[int | None]]:
-        rows, used = [], []
+        rows: list[torch.Tensor] = []
+        used: list[int | None] = []
         for seed, given in zip(seeds, masks):
             if given is not None:
                 rows.append(self._check_mask(given, grid))

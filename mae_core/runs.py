@@ -32,6 +32,8 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 from .io_utils import write_atomic, write_json_atomic
 
+from .defaults import data_dir
+
 log = logging.getLogger(__name__)
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -56,8 +58,6 @@ METRIC_FIELDS: dict[str, type] = {
     "data_wait_frac": float,
     "elapsed_s": float,
 }
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # A run without summary.json whose files changed within this many seconds counts as running.
 ACTIVE_WINDOW_S = 120.0
@@ -110,17 +110,17 @@ class RunInfo:
 
 
 def default_runs_dir() -> Path:
-    """``$MAE_RUNS_DIR`` or the repository's ``runs/`` folder."""
-    return Path(os.environ.get("MAE_RUNS_DIR") or REPO_ROOT / "runs")
+    """``$MAE_RUNS_DIR`` or the data folder's ``runs/`` (``var/runs``, where jobs train)."""
+    return Path(os.environ.get("MAE_RUNS_DIR") or data_dir() / "runs")
 
 
 def default_bench_dir() -> Path:
-    """``$MAE_BENCH_DIR`` or the repository's ``bench-results/`` folder.
+    """``$MAE_BENCH_DIR`` or the data folder's ``bench-results/`` (``var/bench-results``).
 
     ``mae bench train`` writes ``bench_train.json`` there and ``mae ablate`` writes
     ``ablations/<factor>.json``.
     """
-    return Path(os.environ.get("MAE_BENCH_DIR") or REPO_ROOT / "bench-results")
+    return Path(os.environ.get("MAE_BENCH_DIR") or data_dir() / "bench-results")
 
 
 def is_valid_run_id(run_id: str) -> bool:

@@ -34,7 +34,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from mae_core.defaults import REPO_ROOT
+from mae_core.runs import default_bench_dir
 
 from app.schemas import ReconstructResponse
 from mae_tools.testing import (
@@ -284,9 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                         "default 262144)")
     parser.add_argument("--max-seconds", type=float, default=300.0,
                         help="clients stop sending after this long (default 300)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results" / "loadtest.json",
-                        help="JSON output (default bench-results/loadtest.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON output (default $MAE_BENCH_DIR or var/bench-results/loadtest.json)")
     args = parser.parse_args(argv)
+    args.out = args.out or default_bench_dir() / "loadtest.json"
     logging.basicConfig(level=logging.WARNING)
     config = LoadConfig(clients=args.clients, requests=args.requests, url=args.url,
                         queue_size=args.queue_size, max_upload_bytes=args.max_upload_bytes,

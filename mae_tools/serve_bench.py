@@ -40,7 +40,8 @@ import torch
 from PIL import Image
 
 from mae_core import Reconstructor, list_checkpoints
-from mae_core.defaults import DEFAULT_CHECKPOINT_ID, REPO_ROOT, checkpoint_dir
+from mae_core.defaults import DEFAULT_CHECKPOINT_ID, checkpoint_folders
+from mae_core.runs import default_bench_dir
 from mae_core.figure import encode_image
 from mae_core.precision import PRECISIONS
 
@@ -73,7 +74,9 @@ def _pick_checkpoint(folder: Path, model: str | None, scratch: Path) -> tuple[Pa
 def _image_bytes(path: Path | None) -> tuple[bytes, str]:
     if path is not None:
         return path.read_bytes(), path.name
-    samples = sorted((REPO_ROOT / "static" / "samples").glob("*.jpg"))
+    from app.templating import STATIC_DIR
+
+    samples = sorted((STATIC_DIR / "samples").glob("*.jpg"))
     if samples:
         return samples[0].read_bytes(), samples[0].name
     from mae_tools.testing import synthetic_photo
@@ -313,7 +316,8 @@ def print_table(result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mae_tools.serve_bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint-dir", default=str(checkpoint_dir()), help="checkpoint folder")
+    parser.add_argument("--checkpoint-dir", default=None,
+                        help="checkpoint folder (default: the one holding mae-lab-default)")
     parser.add_argument("--model", default=None, help="checkpoint id (default: mae-lab-default, "
                         "else a random-init 224 px ViT-Ti/16)")
     parser.add_argument("--image", type=Path, default=None, help="image file (default: first sample)")
@@ -331,10 +335,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="for the bare call and the server (default fast, the server's default)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads for the bare call and the server (default: torch's)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results" / "serve_latency.json",
-                        help="JSON output (default bench-results/serve_latency.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON output (default $MAE_BENCH_DIR or var/bench-results/serve_latency.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.checkpoint_dir is None:
+        args.checkpoint_dir = next((str(f) for f in checkpoint_folders()
+                                    if (f / f"{DEFAULT_CHECKPOINT_ID}.safetensors").is_file()),
+                                   str(checkpoint_folders()[0]))
+    args.out = args.out or default_bench_dir() / "serve_latency.json"
     result = run(args)
     print_table(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -104,15 +104,14 @@ class ServerProcess:
     def __init__(self, folder: str | Path, model_id: str, *, port: int | None = None,
                  env: dict[str, str] | None = None, args: Sequence[str] = (),
                  log_level: str = "WARNING") -> None:
-        from mae_core.defaults import REPO_ROOT
-
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cmd = [sys.executable, "-m", "mae_cli", "--log-level", log_level, "serve",
                     "--host", "127.0.0.1", "--port", str(self.port), "--checkpoint-dir", str(folder),
                     "--default-model", model_id, *args]
         self.env = {**os.environ, **(env or {})}
-        self.cwd = REPO_ROOT
+        # the folder holding the mae_cli package: `python -m` imports this very code from there
+        self.cwd = Path(__file__).resolve().parent.parent
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "ServerProcess":

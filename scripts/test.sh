@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Set everything up on a fresh machine (Python 3.11) and run the whole test suite.
+# Set everything up on a fresh machine (Python 3.11) and run the whole test suite: the linter
+# (ruff), the type checker (mypy on mae_core), then pytest (arguments go to pytest).
+# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu installs the CPU-only torch wheels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   # Browser tests drive Debian's Chromium through Playwright (no browser download).
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
+source scripts/venv.sh
+ensure_venv dev
+echo "ruff check ." >&2
+.venv/bin/ruff check .
+echo "mypy (mae_core; config in pyproject.toml)" >&2
+.venv/bin/mypy
+echo "The mae command is in .venv/bin: source .venv/bin/activate (or run .venv/bin/mae ...)" >&2
 exec .venv/bin/python -m pytest "$@"

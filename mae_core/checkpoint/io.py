@@ -68,13 +68,13 @@ def load_model(
     model = MaskedAutoencoderViT(config, has_decoder=not encoder_only)
     expected = model.state_dict()
     if encoder_only:
-        state = {**{k: v for k, v in expected.items() if _is_decoder_key(k)}, **state}
+        state = {**{k: v for k, v in expected.items() if is_decoder_key(k)}, **state}
     _check_shapes(state, expected, Path(path).name)
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{Path(path).name} does not match the inferred architecture: {exc}") from None
-    model.card = card  # type: ignore[attr-defined]
+    model.card = card  # type: ignore[assignment]
     model.source_layout = info["layout"]  # type: ignore[attr-defined]
     return model.to(device)
 
@@ -110,7 +110,9 @@ def _hf_config_fields(config_json: Path) -> dict[str, Any]:
     return fields
 
 
-def _is_decoder_key(key: str) -> bool:
+def is_decoder_key(key: str) -> bool:
+    """True for the state-dict keys of the decoder (official names): everything a
+    reconstruction needs beyond the encoder."""
     return key.startswith(("decoder_", "mask_token"))
 
 
@@ -142,7 +144,7 @@ def save_model(
         path = path.with_suffix(".safetensors")
     module = getattr(model, "module", model)  # unwrap DDP
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in module.state_dict().items()
-               if module.has_decoder or not _is_decoder_key(k)}  # never ship a random decoder
+               if module.has_decoder or not is_decoder_key(k)}  # never ship a random decoder
     card = {**(card or {}), "has_decoder": module.has_decoder}
     dtype_name = str(dtype).removeprefix("torch.")
     write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
@@ -232,5 +234,5 @@ def _check_layout(state: dict[str, torch.Tensor], config: ModelConfig, name: str
     with torch.device("meta"):
         expected = MaskedAutoencoderViT(config).state_dict()
     if not has_decoder(state):
-        expected = {k: v for k, v in expected.items() if not _is_decoder_key(k)}
+        expected = {k: v for k, v in expected.items() if not is_decoder_key(k)}
     _check_shapes(state, expected, name)

@@ -15,24 +15,23 @@ absolute paths into the data folder.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mae_core.defaults import REPO_ROOT
+from mae_core import defaults
 
 STORE_FILE = "jobs.sqlite"
 
 
 def default_data_dir() -> Path:
-    """``$MAE_DATA_DIR`` or the repository's ``var/`` folder."""
-    return Path(os.environ.get("MAE_DATA_DIR") or REPO_ROOT / "var")
+    """``$MAE_DATA_DIR`` or ``var/`` in the current directory."""
+    return defaults.data_dir()
 
 
 def default_data_roots() -> list[Path]:
-    """Where datasets are looked for when none are configured: the repository's ``data/``
-    (``mae data build-corpus`` writes there)."""
-    return [REPO_ROOT / "data"]
+    """Where datasets are looked for when none are configured: ``data/`` in the current
+    directory (``mae data build-corpus data/corpus`` writes there)."""
+    return [Path.cwd() / "data"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class DataDir:
         fresh = not self.root.exists()
         for folder in (self.jobs, self.runs, self.checkpoints):
             folder.mkdir(parents=True, exist_ok=True)
-        if fresh and self.root.resolve().is_relative_to(REPO_ROOT):
-            # a data folder created inside a checkout keeps itself out of git
+        if fresh:
+            # a data folder created inside a git checkout keeps itself out of git
             (self.root / ".gitignore").write_text("*\n", encoding="utf-8")
         return self

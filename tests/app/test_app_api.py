@@ -212,16 +212,18 @@ def test_ready_is_503_until_the_default_has_loaded(ckpt_dir):
 
 
 def test_without_a_default_the_app_starts_and_says_so(tmp_path, photo_png):
+    # (the embedded mae-lab-default is always offered, so the missing default is another id)
     folder = tmp_path / "other"
     write_checkpoint(folder, "only-one")
-    with running(folder) as client:
+    with running(folder, default_model="retrained-default") as client:
         wait_for(lambda: client.app.state.registry.default_state != "loading")
         assert client.get("/api/health").status_code == 200
         ready = client.get("/api/ready")
         assert ready.status_code == 503
         assert ready.json()["state"] == "missing" and "no default checkpoint" in ready.json()["message"]
         models = client.get("/api/models").json()
-        assert models["default_present"] is False and [m["id"] for m in models["models"]] == ["only-one"]
+        assert models["default_present"] is False
+        assert [m["id"] for m in models["models"]] == ["only-one", "mae-lab-default"]
         assert_error(post(client, photo_png), 422, "unknown_model", "only-one")
         assert post(client, photo_png, model="only-one").status_code == 200
         page = client.get("/")
@@ -229,9 +231,12 @@ def test_without_a_default_the_app_starts_and_says_so(tmp_path, photo_png):
 
 
 def test_empty_checkpoint_folder(tmp_path):
+    """A missing or empty checkpoint folder still serves the embedded default (issue 13: it ships
+    inside the package); with another default id nothing is usable from the folder."""
     with running(tmp_path / "missing-folder") as client:
-        assert client.get("/api/models").json()["models"] == []
-        assert "No usable checkpoint" in client.get("/").text
+        models = client.get("/api/models").json()
+        assert [m["id"] for m in models["models"]] == ["mae-lab-default"] and models["default_present"]
+        wait_for(lambda: client.get("/api/ready").status_code == 200)
 
 
 # ---------------------------------------------------------------------------- errors
@@ -404,13 +409,13 @@ def test_openapi_documents_every_field_with_an_example(client):
 def test_a_default_that_appears_after_start_up_is_loaded(tmp_path):
     folder = tmp_path / "late"
     folder.mkdir()
-    with running(folder) as client:
+    with running(folder, default_model="late-default") as client:
         registry = client.app.state.registry
         wait_for(lambda: registry.default_state == "missing")
         assert client.get("/api/ready").status_code == 503
-        write_checkpoint(folder, DEFAULT)  # e.g. training finished while the server runs
+        write_checkpoint(folder, "late-default")  # e.g. training finished while the server runs
         wait_for(lambda: client.get("/api/ready").status_code == 200)
-        assert client.get("/api/ready").json()["loaded"] == [DEFAULT]
+        assert client.get("/api/ready").json()["loaded"] == ["late-default"]
 
 
 def test_413_streamed_body_without_length_is_cut_off(ckpt_dir):

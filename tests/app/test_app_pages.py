@@ -96,11 +96,15 @@ def test_mae_serve_flags_override_the_environment(monkeypatch, tmp_path):
     assert s.port == 9001 and s.checkpoint_dir == tmp_path / "env"
 
 
-def test_checkpoint_folder_defaults_to_the_repository(monkeypatch):
-    from mae_core.defaults import REPO_ROOT
-
+def test_checkpoint_folder_defaults_to_the_data_folder(monkeypatch, tmp_path):
+    """Not the source checkout: the data folder's checkpoints/ (issue 13); the embedded default
+    is found in the package whatever the checkpoint folder is."""
     monkeypatch.delenv("MAE_CHECKPOINT_DIR", raising=False)
-    assert Settings().checkpoint_dir == REPO_ROOT / "checkpoints"
+    monkeypatch.setenv("MAE_DATA_DIR", str(tmp_path / "data"))
+    assert Settings().checkpoint_dir == tmp_path / "data" / "checkpoints"
+    monkeypatch.delenv("MAE_DATA_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert Settings().checkpoint_dir == tmp_path / "var" / "checkpoints"
 
 
 def test_bundled_samples_are_small_photos_with_licences(client):

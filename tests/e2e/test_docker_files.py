@@ -179,8 +179,18 @@ def test_copied_sources_exist_and_are_not_ignored(dockerfile):
         assert (REPO / source).exists(), source
         assert not dockerignored(source), source
     # everything the installed package needs at run time is in the image
-    for needed in ("pyproject.toml", "README.md", "mae_core", "mae_service", "mae_tools", "mae_cli", "app", "templates", "static", "checkpoints"):
+    for needed in ("pyproject.toml", "README.md", "constraints.txt", "mae_core", "mae_service", "mae_tools",
+                   "mae_cli", "app", "templates", "static", "checkpoints"):
         assert needed in copied, needed
+
+
+def test_installs_the_package_not_the_checkout_with_the_tested_versions(dockerfile):
+    """A regular (wheel) install, as tests/e2e/test_packaging.py checks works from any folder;
+    every pip install takes constraints.txt."""
+    installs = [run for run in values(dockerfile, "RUN") if "pip install" in run]
+    assert installs and all("-c constraints.txt" in run for run in installs)
+    assert not any(re.search(r"\s(-e|--editable)\s", run) for run in installs)
+    assert any('".[app]"' in run for run in installs)
 
 
 def test_dockerignore_keeps_local_state_out_of_the_build_context():

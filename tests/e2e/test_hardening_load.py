@@ -59,7 +59,7 @@ def test_the_queue_never_grows_past_its_bound(folder):
     registry = ModelRegistry(folder, MODEL)
     batcher = Batcher(registry, queue_size=8)
     gate = threading.Event()
-    batcher.start(on_start=lambda: gate.wait(30))  # the worker is busy until the gate opens
+    batcher.start(on_start=gate.wait)  # the worker is busy until the gate opens (no deadline)
     try:
         image = synthetic_photo(32, 32)
         accepted, refused = [], []
@@ -148,15 +148,17 @@ def test_no_memory_growth_over_thousands_of_refused_requests(folder):
                 assert resp.status_code == expected[i % 4], resp.text[:200]
                 assert app.state.batcher.pending == 1
 
-        burst(200)  # warm every path (caches, pools)
-        gc.collect()
-        tracemalloc.start()
         try:
-            burst(1000)
+            burst(200)  # warm every path (caches, pools)
             gc.collect()
-            grown, _peak = tracemalloc.get_traced_memory()
+            tracemalloc.start()
+            try:
+                burst(1000)
+                gc.collect()
+                grown, _peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
         finally:
-            tracemalloc.stop()
-        gate.set()
+            gate.set()
         holder.join(30)
     assert grown < 1_000_000, f"{grown / 1e6:.2f} MB still allocated after 1000 refused requests"
