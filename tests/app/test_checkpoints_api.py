@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import pickle
 import time
 import zipfile
 
@@ -18,7 +17,7 @@ from mae_core import create_model
 from mae_core.checkpoint import catalog as C
 from mae_core.checkpoint.export import export_huggingface
 from mae_tools.testing import png_bytes, synthetic_photo, write_checkpoint
-from support.file_server import file_host, official_pth_bytes
+from support.file_server import file_host, malicious_pickle_bytes, official_pth_bytes
 
 
 @pytest.fixture
@@ -94,17 +93,10 @@ def test_download_from_the_mirror_publishes_to_the_reconstruct_picker_then_delet
     assert client.delete("/api/checkpoints/nope").status_code == 422
 
 
-class _Boom:
-    def __reduce__(self):
-        import os
-
-        return (os.system, ("echo pwned > /tmp/mae-upload-pwned",))
-
 
 def test_upload_refuses_a_malicious_pickle_and_publishes_a_real_file(client, tmp_path):
-    evil = io.BytesIO()
-    pickle.dump({"model": _Boom()}, evil)
-    refused = client.post("/api/checkpoints", files={"file": ("evil.pth", evil.getvalue())}, data={"name": "evil"})
+    evil = malicious_pickle_bytes("/tmp/mae-upload-pwned")
+    refused = client.post("/api/checkpoints", files={"file": ("evil.pth", evil)}, data={"name": "evil"})
     assert refused.status_code == 422 and "evil" not in cards(client)
     import os
 

@@ -4,8 +4,6 @@ disk space, safe loading, conversion into the data folder's checkpoints."""
 from __future__ import annotations
 
 import hashlib
-import io
-import pickle
 
 import pytest
 
@@ -13,7 +11,7 @@ from mae_core import list_checkpoints
 from mae_core.checkpoint import catalog as C
 from mae_core.checkpoint.catalog import CatalogEntry, load_catalog
 from mae_service.downloads import CANCELLED, DONE, FAILED, DownloadManager, DownloadStateError
-from support.file_server import file_host, official_pth_bytes
+from support.file_server import file_host, malicious_pickle_bytes, official_pth_bytes
 
 
 @pytest.fixture
@@ -90,17 +88,9 @@ def test_not_enough_disk_space_is_refused_before_writing(tmp_path, host, monkeyp
     assert not (tmp_path / "var" / "downloads" / "tiny-official" / "tiny.pth.partial").exists()
 
 
-class _Boom:
-    def __reduce__(self):
-        import os
-
-        return (os.system, ("echo pwned > /tmp/mae-download-pwned",))
-
 
 def test_a_file_that_needs_unpickling_code_is_refused_and_never_runs(tmp_path, host):
-    buffer = io.BytesIO()
-    pickle.dump({"model": _Boom()}, buffer)
-    host.add("evil.pth", buffer.getvalue())
+    host.add("evil.pth", malicious_pickle_bytes("/tmp/mae-download-pwned"))
     manager = DownloadManager(tmp_path / "var", {"evil": CatalogEntry("evil", "evil.pth", None, "")},
                               base_url=host.url)
     manager.start("evil")

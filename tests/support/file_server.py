@@ -92,3 +92,25 @@ def official_pth_bytes(tmp: Path, seed: int = 0) -> bytes:
     model = create_model("mae_vit_tiny_patch16", img_size=64, embed_dim=64, depth=2, num_heads=4,
                          decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)
     return export_official(model, tmp / f"tiny-{seed}.pth").read_bytes()
+
+
+class _RunsCode:
+    """Unpickling this runs a shell command: what a hostile checkpoint does."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"echo pwned > {self.marker}",))
+
+
+def malicious_pickle_bytes(marker: str) -> bytes:
+    """An official-looking ``{"model": ...}`` pickle that writes ``marker`` if it is ever loaded."""
+    import io
+    import pickle
+
+    buffer = io.BytesIO()
+    pickle.dump({"model": _RunsCode(marker)}, buffer)
+    return buffer.getvalue()
