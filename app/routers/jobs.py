@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from mae_core.train.fields import FIELDS_BY_NAME, MODEL_OVERRIDE_FIELDS
 from mae_service.jobs import (
     STATES,
     Job,
@@ -25,52 +26,34 @@ from mae_service.jobs import (
     submit_pretrain,
 )
 from mae_core.runs import CURVE_POINTS, RunFolder
+from mae_service.jobs.spec import PRETRAIN_FIELDS
 
 from ..deps import SettingsDep
+from ..fieldmodels import model_from_fields
 from ..schemas import ErrorResponse
 from ..settings import Settings
+from ..strict_json import StrictJSONRoute
 
-router = APIRouter(prefix="/api", tags=["jobs"])
+router = APIRouter(prefix="/api", tags=["jobs"], route_class=StrictJSONRoute)
 
 LOG_TAIL_BYTES = 64 * 1024
 WORKER_SEEN_S = 30.0  # a worker that polled within this many seconds counts as online
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]  # mae_service.jobs.STATES
 
 
-class JobRequest(BaseModel):
-    """A pretraining job. Only ``dataset`` is required; the rest default to the recipe's values."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    dataset: str = Field(min_length=1, max_length=128, examples=["corpus"],
-                         description="name of a folder of images under a data root (GET /api/datasets)")
-    recipe: str = Field("cpu-demo", examples=["cpu-demo"],
-                        description="starting point: cpu-demo (small, fast) or paper (Table 8)")
-    model: str | None = Field(None, examples=["mae_vit_tiny_patch16"],
-                              description="model preset (see `mae models`); default the recipe's")
-    mask_strategy: str = Field("random", examples=["random"], description="random, block or grid")
-    mask_ratio: float = Field(0.75, gt=0, lt=1, examples=[0.75],
-                              description="fraction of patches removed (grid: exactly 0.75)")
-    epochs: int | None = Field(None, ge=1, le=100_000, examples=[20])
-    batch_size: int | None = Field(None, ge=1, le=65_536, examples=[32],
-                                   description="images per step; at most the dataset's size")
-    norm_pix_loss: bool | None = Field(None, examples=[False],
-                                       description="regress per-patch normalised pixels (paper default)")
-    seed: int = Field(0, ge=0, le=2**31 - 1, examples=[0])
-    img_size: int | None = Field(None, ge=16, le=1024, examples=[224],
-                                 description="square crop in pixels; a multiple of the patch size")
-    blr: float | None = Field(None, gt=0, le=1, examples=[1.5e-4],
-                              description="base lr; lr = blr * batch / 256 (default: the recipe's lr)")
-    warmup_epochs: float | None = Field(None, ge=0, examples=[2.0],
-                                        description="default keeps the recipe's warmup fraction")
-    device: str | None = Field(None, examples=["cuda"], description="cpu, cuda, mps; default best")
-    model_overrides: dict[str, int] = Field(default_factory=dict, examples=[{"decoder_depth": 2}],
-                                            description="architecture changes, e.g. decoder_depth")
-    log_every: int | None = Field(None, ge=1, description="steps between metrics lines")
-    snapshot_every: int | None = Field(None, ge=1, description="steps between reconstruction snapshots")
-    ckpt_every_steps: int | None = Field(None, ge=1, description="steps between checkpoints")
-    max_attempts: int | None = Field(None, ge=1, le=20,
-                                     description="starts before the job is marked failed")
+ModelOverrides = model_from_fields(
+    "ModelOverrides", (FIELDS_BY_NAME[n] for n in MODEL_OVERRIDE_FIELDS),
+    doc="Architecture changes on top of the preset (each bounded; the cost limits bound the whole).")
+# A pretraining job, derived from mae_service.jobs.spec.PRETRAIN_FIELDS: only ``dataset`` is
+# required; the rest default to the recipe's values.
+JobRequest = model_from_fields(
+    "JobRequest", PRETRAIN_FIELDS, required=("dataset",),
+    examples={"dataset": "corpus", "recipe": "cpu-demo", "model": "mae_vit_tiny_patch16",
+              "mask_ratio": 0.75, "epochs": 20, "batch_size": 32, "seed": 0, "img_size": 224,
+              "init_from": "mae-lab-default"},
+    doc="A pretraining job. Only ``dataset`` is required; the rest default to the recipe's values.",
+    model_overrides=(ModelOverrides | None, Field(None, examples=[{"decoder_depth": 2}],  # type: ignore[operator]
+                                                  description="architecture changes, e.g. decoder_depth")))
 
 
 class JobView(BaseModel):
