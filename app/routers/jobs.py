@@ -7,12 +7,14 @@ thread pool, never on the event loop.
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from contextlib import contextmanager
 from typing import Annotated, Any, Iterator, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mae_core.train.fields import FIELDS_BY_NAME, MODEL_OVERRIDE_FIELDS
@@ -25,10 +27,12 @@ from mae_service.jobs import (
     list_datasets,
     submit_pretrain,
 )
+from mae_core.errors import InvalidParameterError
 from mae_core.runs import CURVE_POINTS, RunFolder
 from mae_service.jobs.spec import PRETRAIN_FIELDS
 
-from ..deps import SettingsDep
+from ..deps import RegistryDep, SettingsDep
+from ..registry import ModelRegistry
 from ..fieldmodels import model_from_fields
 from ..schemas import ErrorResponse
 from ..settings import Settings
@@ -85,6 +89,8 @@ class JobView(BaseModel):
     updated: float
     links: dict[str, str]
     events: list[dict[str, Any]] | None = None
+    damaged: str | None = Field(None, description="why this row cannot be read in full (it is "
+                                                  "shown, not hidden; cancel or ignore it)")
 
 
 class JobList(BaseModel):
@@ -136,10 +142,28 @@ def job_errors() -> Iterator[None]:
         raise HTTPException(409, str(exc)) from None
 
 
+def _finite(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def job_payload(job: Job, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A job as the API and the pages show it: strict JSON always. A row whose params cannot be
+    read, or hold non-finite numbers, is shown with ``damaged`` saying why (and the rest kept)."""
     base = f"/api/jobs/{job.id}"
     data = job.to_dict(time.time())
     data.pop("lease_expires", None)
+    data["damaged"] = job.params.get("damaged") if isinstance(job.params.get("damaged"), str) else None
+    if not _finite(data["params"]):
+        data["params"], data["damaged"] = {}, "stored params hold a non-finite number"
+    for key, value in data.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            data[key] = None
+    if events is not None and not _finite(events):
+        events = [e for e in events if _finite(e)]
     data["links"] = {"self": base, "page": f"/train/jobs/{job.id}", "metrics": f"{base}/metrics",
                      "logs": f"{base}/logs", "cancel": f"{base}/cancel", "retry": f"{base}/retry"}
     data["events"] = events
@@ -160,7 +184,8 @@ _ERRORS = {404: {"model": ErrorResponse, "description": "no job with this id"},
 @router.post("/jobs", status_code=201, response_model=JobView, summary="Submit a pretraining job",
              responses={422: {"model": ErrorResponse, "description": "a field to change (the "
                                                                        "message says which)"}})
-def submit(body: JobRequest, store: NewStoreDep, settings: SettingsDep) -> dict[str, Any]:
+def submit(body: JobRequest, store: NewStoreDep, settings: SettingsDep,  # type: ignore[valid-type]
+           registry: RegistryDep) -> dict[str, Any]:
     """Queue a pretraining job on a dataset under the data roots; a `mae worker` runs it.
 
     Example: `curl -X POST localhost:8000/api/jobs -H 'content-type: application/json'
@@ -168,8 +193,30 @@ def submit(body: JobRequest, store: NewStoreDep, settings: SettingsDep) -> dict[
     """
     params = body.model_dump(exclude_none=True, exclude={"max_attempts"})
     job = submit_pretrain(store, settings.data_roots, params,
-                          max_attempts=body.max_attempts or settings.job_max_attempts)
+                          max_attempts=body.max_attempts or settings.job_max_attempts,  # type: ignore[attr-defined]
+                          checkpoints=checkpoint_file(registry))
     return job_payload(job, store.events(job.id))
+
+
+def checkpoint_file(registry: ModelRegistry):
+    """``init_from`` id → weights file, for the checkpoints this server lists (with a decoder)."""
+    def resolve(checkpoint_id: str) -> str:
+        info = registry.checkpoints().get(checkpoint_id)
+        if info is None or info.error:
+            known = ", ".join(i for i, v in registry.checkpoints().items() if v.can_reconstruct)
+            raise InvalidParameterError(f"no usable checkpoint {checkpoint_id!r}; choose one of: "
+                                        f"{known or 'none'} (GET /api/models lists them)")
+        if not info.can_reconstruct:
+            raise InvalidParameterError(f"checkpoint {checkpoint_id!r} has no decoder (encoder-only "
+                                        "weights), so pretraining cannot continue from it")
+        return str(info.path)
+    return resolve
+
+
+@router.options("/jobs", status_code=204, include_in_schema=False)
+def jobs_options() -> Response:
+    """Both methods of /api/jobs (the router alone would answer with the first route's)."""
+    return Response(status_code=204, headers={"Allow": "GET, HEAD, POST, OPTIONS"})
 
 
 @router.get("/jobs", response_model=JobList, summary="Jobs, newest first, with counts and workers")

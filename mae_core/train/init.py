@@ -1,6 +1,7 @@
 """Start a run from a checkpoint's weights (``--init-from``, a job's ``init_from``): continue
 pretraining an existing MAE on new images. Encoder and decoder both come from the file, so the
-architecture (preset, overrides, image size) must be the checkpoint's."""
+architecture (widths, depths, heads, patch size) must be the checkpoint's; the image size may
+differ (the position tables are fixed sin-cos, rebuilt for the model's size)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,11 @@ def init_from_checkpoint(model: MaskedAutoencoderViT, path: str | Path) -> None:
         raise TrainingError(
             f"--init-from {name}: the checkpoint has no decoder (encoder-only weights), so "
             "pretraining cannot continue from it; choose a checkpoint that can reconstruct")
-    expected = model.state_dict()
+    # The sin-cos position tables are fixed and follow the image size: the model keeps its own,
+    # so a 224 px checkpoint can continue at another size.
+    fixed = {"pos_embed", "decoder_pos_embed"}
+    state = {k: v for k, v in state.items() if k not in fixed}
+    expected = {k: v for k, v in model.state_dict().items() if k not in fixed}
     differ = sorted(k for k in expected if k not in state or tuple(state[k].shape) != tuple(expected[k].shape))
     extra = sorted(set(state) - set(expected))
     if differ or extra:
@@ -50,5 +55,7 @@ def init_from_checkpoint(model: MaskedAutoencoderViT, path: str | Path) -> None:
             f"({len(differ) + len(extra)} tensors differ, e.g. {shown}); the checkpoint has "
             f"{_describe(info.get('card'))}: train with the same --model, overrides and --img-size")
     with torch.no_grad():
-        model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+        missing, unexpected = model.load_state_dict(
+            {k: v.to(expected[k].dtype) for k, v in state.items()}, strict=False)
+    assert set(missing) <= fixed and not unexpected, (missing, unexpected)
     log.info("initialised the model from %s", name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping, Sequence
 
+from mae_core.checkpoint.card import read_card
 from mae_core.errors import InvalidParameterError, UnknownModelError
 from mae_core.fields import FieldSpec
 from mae_core.masking import check_strategy
@@ -84,6 +85,21 @@ def field_problems(params: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _checkpoint_architecture(path: str) -> dict[str, Any]:
+    """img_size and every override field of the checkpoint's card (empty: no card to read)."""
+    if not path:
+        return {}
+    try:
+        cfg = (read_card(path) or {}).get("model_config") or {}
+    except (OSError, ValueError):
+        return {}
+    arch = {k: cfg[k] for k in MODEL_OVERRIDE_FIELDS if isinstance(cfg.get(k), int)}
+    size = cfg.get("img_size")
+    if isinstance(size, list) and len(size) == 2 and size[0] == size[1]:
+        arch["img_size"] = size[0]
+    return arch
+
+
 def pretrain_config(params: Mapping[str, Any], dataset: Dataset,
                     checkpoints: CheckpointResolver | None = None,
                     limits: CostLimits | None = None) -> tuple[dict[str, Any], TrainConfig]:
@@ -106,9 +122,20 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset,
     recipe = get_recipe(recipe_name)
     notes: list[str] = []
 
+    init_from, init_path = params.get("init_from") or "", ""
+    if init_from:
+        if checkpoints is None:
+            problems.append("init_from is not available here (no checkpoint catalog)")
+        else:
+            try:
+                init_path = checkpoints(init_from)
+            except (UnknownModelError, InvalidParameterError) as exc:
+                problems.append(f"init_from: {exc}")
+    # Starting from a checkpoint, the architecture is the checkpoint's unless the request says.
+    start = _checkpoint_architecture(init_path)
     model = params.get("model") or recipe.model
-    img_size = _given(params, "img_size", recipe.data.img_size)
-    overrides = {**recipe.model_overrides, **(params.get("model_overrides") or {})}
+    img_size = _given(params, "img_size", start.pop("img_size", recipe.data.img_size))
+    overrides = {**recipe.model_overrides, **start, **(params.get("model_overrides") or {})}
     try:
         get_preset(model, img_size=img_size, **overrides)
     except (InvalidParameterError, UnknownModelError) as exc:
@@ -135,15 +162,6 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset,
     except InvalidParameterError as exc:
         problems.append(str(exc))
 
-    init_from, init_path = params.get("init_from") or "", ""
-    if init_from:
-        if checkpoints is None:
-            problems.append("init_from is not available here (no checkpoint catalog)")
-        else:
-            try:
-                init_path = checkpoints(init_from)
-            except (UnknownModelError, InvalidParameterError) as exc:
-                problems.append(f"init_from: {exc}")
     if problems:
         raise InvalidParameterError("; ".join(problems))
 
