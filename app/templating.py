@@ -79,3 +79,5 @@ templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.globals.update(asset=asset, plotly_js_url=PLOTLY_JS_URL, version=mae_core.__version__,
                              mae_command=mae_command)
 templates.env.filters["shell_quote"] = shell_quote
+# A page-config with NaN/Infinity would not parse in the browser: refuse to write one.
+templates.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "allow_nan": False}

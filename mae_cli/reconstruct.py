@@ -11,24 +11,10 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from mae_core.errors import ImageDecodeError
-from mae_core.fields import MASK_RATIO, SEED, FieldSpec
+from mae_core.fields import MASK_RATIO, SEED
 from mae_core.precision import PRECISIONS
 
-
-def field_type(spec: FieldSpec):
-    """An argparse ``type=`` that parses a number and applies ``spec``'s rule: the same
-    bounds and message as the server's (e.g. ``--ratio 0`` is refused, as POST /reconstruct does)."""
-    def parse(text: str):
-        try:
-            value = spec.type(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{spec.name} must be a number, got {text!r}") from None
-        problem = spec.problem(value)
-        if problem:
-            raise argparse.ArgumentTypeError(problem)
-        return value
-    parse.__name__ = spec.name  # argparse names the type in its messages
-    return parse
+from .fieldargs import field_type
 
 
 def json_safe(value: Any) -> Any:

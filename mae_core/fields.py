@@ -9,6 +9,7 @@ class.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,11 @@ class FieldSpec:
         exclusive_minimum, exclusive_maximum: the bound itself is not allowed.
         choices: the allowed values of a ``str`` field.
         unit: what the number counts ("epochs", "images", "px"), for help texts and forms.
+        path: where the value lives in a ``TrainConfig`` (``"optim.blr"``; ``"model_overrides.depth"``);
+            empty for fields that are not config values (a dataset name, a checkpoint id).
+        step: the granularity a form offers (None: 1 for integers, any for floats).
+        max_length: the longest ``str`` accepted.
+        pattern: a regular expression a ``str`` must match in full (e.g. device names).
     """
 
     name: str
@@ -40,6 +46,10 @@ class FieldSpec:
     exclusive_maximum: bool = False
     choices: tuple[str, ...] | None = None
     unit: str = ""
+    path: str = ""
+    step: float | None = None
+    max_length: int | None = None
+    pattern: str | None = None
 
     def bounds_text(self) -> str:
         """The allowed range as a user reads it: ``in (0, 1)``, ``>= 1``, ``one of a, b``."""
@@ -74,6 +84,10 @@ class FieldSpec:
         if self.type is str:
             if not isinstance(value, str) or (self.choices is not None and value not in self.choices):
                 return f"{wanted}, got {value!r}"
+            if self.max_length is not None and len(value) > self.max_length:
+                return f"{self.name} must be at most {self.max_length} characters, got {len(value)}"
+            if self.pattern is not None and not re.fullmatch(self.pattern, value):
+                return f"{self.name} {value!r} is not {self.help}"
             return None
         if self.type is int and not isinstance(value, int):
             return f"{wanted}, got {value!r}"
@@ -86,6 +100,16 @@ class FieldSpec:
                                          (self.exclusive_maximum and value == self.maximum)):
             return f"{wanted}, got {value!r}"
         return None
+
+    def limits(self) -> dict[str, Any]:
+        """JSON-ready bounds, default, step, unit and help for a form (the page-config)."""
+        data = {"type": self.type.__name__, "default": self.default, "min": self.minimum,
+                "max": self.maximum, "exclusiveMin": self.exclusive_minimum,
+                "exclusiveMax": self.exclusive_maximum, "unit": self.unit, "help": self.help,
+                "step": self.step if self.step is not None else (1 if self.type is int else "any")}
+        if self.choices is not None:
+            data["choices"] = list(self.choices)
+        return data
 
     def _kind(self) -> str:
         return {int: "an integer", float: "a number", str: "a string"}.get(self.type, "a value")

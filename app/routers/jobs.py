@@ -7,14 +7,17 @@ thread pool, never on the event loop.
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from contextlib import contextmanager
 from typing import Annotated, Any, Iterator, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from mae_core.train.fields import FIELDS_BY_NAME, MODEL_OVERRIDE_FIELDS
 from mae_service.jobs import (
     STATES,
     Job,
@@ -24,53 +27,37 @@ from mae_service.jobs import (
     list_datasets,
     submit_pretrain,
 )
+from mae_core.errors import InvalidParameterError
 from mae_core.runs import CURVE_POINTS, RunFolder
+from mae_service.jobs.spec import PRETRAIN_FIELDS
 
-from ..deps import SettingsDep
+from ..deps import RegistryDep, SettingsDep
+from ..registry import ModelRegistry
+from ..fieldmodels import model_from_fields
 from ..schemas import ErrorResponse
 from ..settings import Settings
+from ..strict_json import StrictJSONRoute
 
-router = APIRouter(prefix="/api", tags=["jobs"])
+router = APIRouter(prefix="/api", tags=["jobs"], route_class=StrictJSONRoute)
 
 LOG_TAIL_BYTES = 64 * 1024
 WORKER_SEEN_S = 30.0  # a worker that polled within this many seconds counts as online
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]  # mae_service.jobs.STATES
 
 
-class JobRequest(BaseModel):
-    """A pretraining job. Only ``dataset`` is required; the rest default to the recipe's values."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    dataset: str = Field(min_length=1, max_length=128, examples=["corpus"],
-                         description="name of a folder of images under a data root (GET /api/datasets)")
-    recipe: str = Field("cpu-demo", examples=["cpu-demo"],
-                        description="starting point: cpu-demo (small, fast) or paper (Table 8)")
-    model: str | None = Field(None, examples=["mae_vit_tiny_patch16"],
-                              description="model preset (see `mae models`); default the recipe's")
-    mask_strategy: str = Field("random", examples=["random"], description="random, block or grid")
-    mask_ratio: float = Field(0.75, gt=0, lt=1, examples=[0.75],
-                              description="fraction of patches removed (grid: exactly 0.75)")
-    epochs: int | None = Field(None, ge=1, le=100_000, examples=[20])
-    batch_size: int | None = Field(None, ge=1, le=65_536, examples=[32],
-                                   description="images per step; at most the dataset's size")
-    norm_pix_loss: bool | None = Field(None, examples=[False],
-                                       description="regress per-patch normalised pixels (paper default)")
-    seed: int = Field(0, ge=0, le=2**31 - 1, examples=[0])
-    img_size: int | None = Field(None, ge=16, le=1024, examples=[224],
-                                 description="square crop in pixels; a multiple of the patch size")
-    blr: float | None = Field(None, gt=0, le=1, examples=[1.5e-4],
-                              description="base lr; lr = blr * batch / 256 (default: the recipe's lr)")
-    warmup_epochs: float | None = Field(None, ge=0, examples=[2.0],
-                                        description="default keeps the recipe's warmup fraction")
-    device: str | None = Field(None, examples=["cuda"], description="cpu, cuda, mps; default best")
-    model_overrides: dict[str, int] = Field(default_factory=dict, examples=[{"decoder_depth": 2}],
-                                            description="architecture changes, e.g. decoder_depth")
-    log_every: int | None = Field(None, ge=1, description="steps between metrics lines")
-    snapshot_every: int | None = Field(None, ge=1, description="steps between reconstruction snapshots")
-    ckpt_every_steps: int | None = Field(None, ge=1, description="steps between checkpoints")
-    max_attempts: int | None = Field(None, ge=1, le=20,
-                                     description="starts before the job is marked failed")
+ModelOverrides = model_from_fields(
+    "ModelOverrides", (FIELDS_BY_NAME[n] for n in MODEL_OVERRIDE_FIELDS),
+    doc="Architecture changes on top of the preset (each bounded; the cost limits bound the whole).")
+# A pretraining job, derived from mae_service.jobs.spec.PRETRAIN_FIELDS: only ``dataset`` is
+# required; the rest default to the recipe's values.
+JobRequest = model_from_fields(
+    "JobRequest", PRETRAIN_FIELDS, required=("dataset",),
+    examples={"dataset": "corpus", "recipe": "cpu-demo", "model": "mae_vit_tiny_patch16",
+              "mask_ratio": 0.75, "epochs": 20, "batch_size": 32, "seed": 0, "img_size": 224,
+              "init_from": "mae-lab-default"},
+    doc="A pretraining job. Only ``dataset`` is required; the rest default to the recipe's values.",
+    model_overrides=(ModelOverrides | None, Field(None, examples=[{"decoder_depth": 2}],  # type: ignore[operator]
+                                                  description="architecture changes, e.g. decoder_depth")))
 
 
 class JobView(BaseModel):
@@ -102,6 +89,8 @@ class JobView(BaseModel):
     updated: float
     links: dict[str, str]
     events: list[dict[str, Any]] | None = None
+    damaged: str | None = Field(None, description="why this row cannot be read in full (it is "
+                                                  "shown, not hidden; cancel or ignore it)")
 
 
 class JobList(BaseModel):
@@ -153,10 +142,28 @@ def job_errors() -> Iterator[None]:
         raise HTTPException(409, str(exc)) from None
 
 
+def _finite(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def job_payload(job: Job, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A job as the API and the pages show it: strict JSON always. A row whose params cannot be
+    read, or hold non-finite numbers, is shown with ``damaged`` saying why (and the rest kept)."""
     base = f"/api/jobs/{job.id}"
     data = job.to_dict(time.time())
     data.pop("lease_expires", None)
+    data["damaged"] = job.params.get("damaged") if isinstance(job.params.get("damaged"), str) else None
+    if not _finite(data["params"]):
+        data["params"], data["damaged"] = {}, "stored params hold a non-finite number"
+    for key, value in data.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            data[key] = None
+    if events is not None and not _finite(events):
+        events = [e for e in events if _finite(e)]
     data["links"] = {"self": base, "page": f"/train/jobs/{job.id}", "metrics": f"{base}/metrics",
                      "logs": f"{base}/logs", "cancel": f"{base}/cancel", "retry": f"{base}/retry"}
     data["events"] = events
@@ -177,7 +184,8 @@ _ERRORS = {404: {"model": ErrorResponse, "description": "no job with this id"},
 @router.post("/jobs", status_code=201, response_model=JobView, summary="Submit a pretraining job",
              responses={422: {"model": ErrorResponse, "description": "a field to change (the "
                                                                        "message says which)"}})
-def submit(body: JobRequest, store: NewStoreDep, settings: SettingsDep) -> dict[str, Any]:
+def submit(body: JobRequest, store: NewStoreDep, settings: SettingsDep,  # type: ignore[valid-type]
+           registry: RegistryDep) -> dict[str, Any]:
     """Queue a pretraining job on a dataset under the data roots; a `mae worker` runs it.
 
     Example: `curl -X POST localhost:8000/api/jobs -H 'content-type: application/json'
@@ -185,8 +193,30 @@ def submit(body: JobRequest, store: NewStoreDep, settings: SettingsDep) -> dict[
     """
     params = body.model_dump(exclude_none=True, exclude={"max_attempts"})
     job = submit_pretrain(store, settings.data_roots, params,
-                          max_attempts=body.max_attempts or settings.job_max_attempts)
+                          max_attempts=body.max_attempts or settings.job_max_attempts,  # type: ignore[attr-defined]
+                          checkpoints=checkpoint_file(registry))
     return job_payload(job, store.events(job.id))
+
+
+def checkpoint_file(registry: ModelRegistry):
+    """``init_from`` id → weights file, for the checkpoints this server lists (with a decoder)."""
+    def resolve(checkpoint_id: str) -> str:
+        info = registry.checkpoints().get(checkpoint_id)
+        if info is None or info.error:
+            known = ", ".join(i for i, v in registry.checkpoints().items() if v.can_reconstruct)
+            raise InvalidParameterError(f"no usable checkpoint {checkpoint_id!r}; choose one of: "
+                                        f"{known or 'none'} (GET /api/models lists them)")
+        if not info.can_reconstruct:
+            raise InvalidParameterError(f"checkpoint {checkpoint_id!r} has no decoder (encoder-only "
+                                        "weights), so pretraining cannot continue from it")
+        return str(info.path)
+    return resolve
+
+
+@router.options("/jobs", status_code=204, include_in_schema=False)
+def jobs_options() -> Response:
+    """Both methods of /api/jobs (the router alone would answer with the first route's)."""
+    return Response(status_code=204, headers={"Allow": "GET, HEAD, POST, OPTIONS"})
 
 
 @router.get("/jobs", response_model=JobList, summary="Jobs, newest first, with counts and workers")

@@ -9,10 +9,11 @@ from fastapi.responses import HTMLResponse
 
 from mae_core import list_presets
 from mae_service.jobs import list_datasets, recipe_defaults
+from mae_service.jobs.spec import form_limits
 from mae_core.masking import GRID_RATIO
 from mae_core.train.config import RECIPES
 
-from ..deps import SettingsDep
+from ..deps import RegistryDep, SettingsDep
 from ..templating import templates
 from .jobs import StoreDep, WORKER_SEEN_S, existing, job_errors, job_payload, list_payload
 from .reconstruct import ordered_strategies
@@ -30,9 +31,14 @@ def ordered_presets() -> list[str]:
 
 
 @router.get("/train", response_class=HTMLResponse, name="train_page")
-def train_page(request: Request, settings: SettingsDep, store: StoreDep) -> HTMLResponse:
+def train_page(request: Request, settings: SettingsDep, store: StoreDep,
+               registry: RegistryDep) -> HTMLResponse:
     datasets = list_datasets(settings.data_roots)
+    # init_from: checkpoints that can continue pretraining (with a decoder); the embedded default first
+    starts = sorted((i for i, v in registry.checkpoints().items() if v.can_reconstruct and not v.error),
+                    key=lambda i: (i != registry.default_id, i))
     page_config = {
+        "limits": form_limits(),
         "jobs": list_payload(store),
         "defaults": recipe_defaults(),
         "recipes": {name: recipe_defaults(name) for name in RECIPES},
@@ -42,7 +48,8 @@ def train_page(request: Request, settings: SettingsDep, store: StoreDep) -> HTML
     return templates.TemplateResponse(request, "train.html", {
         "presets": ordered_presets(), "strategies": ordered_strategies(), "datasets": datasets,
         "roots": settings.data_roots, "defaults": page_config["defaults"], "recipes": list(RECIPES),
-        "data_dir": settings.data_dir, "page_config": page_config,
+        "data_dir": settings.data_dir, "page_config": page_config, "starts": starts,
+        "default_start": registry.default_id if registry.default_id in starts else "",
     })
 
 

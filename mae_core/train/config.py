@@ -93,6 +93,7 @@ class TrainConfig:
     keep_last: int = 3
     max_nonfinite: int = 10
     max_steps: int | None = None  # stop early (the schedule still follows `epochs`)
+    init_from: str = ""  # a checkpoint file the model starts from (empty: random init)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -110,21 +111,20 @@ class TrainConfig:
         return _build(cls, data, "train")
 
     def validate(self) -> None:
+        """Check every field once, before training starts (nothing re-checks per step); the
+        bounds come from ``fields.TRAIN_FIELDS``."""
+        from ..masking import check_strategy
+        from .fields import config_problems
+
         problems = []
         if not self.data.path:
             problems.append("no training data: pass --data DIR (a folder of images)")
-        if self.epochs < 1 or self.batch_size < 1 or self.accum_iter < 1:
-            problems.append("epochs, batch size and accum_iter must be positive")
-        if self.amp not in ("auto", "bf16", "fp16", "off"):
-            problems.append(f"amp must be auto, bf16, fp16 or off, not {self.amp!r}")
-        if not 0 < self.data.scale_min <= 1:
-            problems.append("scale_min must be in (0, 1]")
-        from ..masking import check_strategy
-
-        try:
-            check_strategy(self.mask_strategy, self.mask_ratio)
-        except InvalidParameterError as exc:
-            problems.append(str(exc))
+        problems += config_problems(self)
+        if not problems:
+            try:
+                check_strategy(self.mask_strategy, self.mask_ratio)  # grid: exactly 0.75
+            except InvalidParameterError as exc:
+                problems.append(str(exc))
         if problems:
             raise InvalidParameterError("; ".join(problems))
 

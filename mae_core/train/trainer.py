@@ -17,7 +17,7 @@ from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from ..errors import TrainingError
+from ..errors import InvalidParameterError, TrainingError
 from ..imaging import fit_image, to_rgb
 from ..model import create_model
 from ..reconstruct import pick_device
@@ -25,6 +25,8 @@ from ..runs import EXPORT_FILE, Fence, RunFolder
 from .config import TrainConfig
 from .data import ImageFolderDataset, ResumableDistributedSampler, collate_skip_broken, find_images
 from .distributed import DistInfo, barrier, init_distributed, shutdown
+from .fields import check_batch_fits
+from .init import init_from_checkpoint
 from .engine import Counters, Engine, Hook, TrainParts
 from .hooks import (
     Checkpoints,
@@ -123,18 +125,24 @@ class Trainer:
         if c.effective_batch:
             accum = max(1, math.ceil(c.effective_batch / (c.batch_size * dist.world_size)))
         global_batch = c.batch_size * accum * dist.world_size
+        try:  # this process's share of the data must fill one batch
+            check_batch_fits(c.batch_size, sampler.num_samples, f"this process's share of {c.data.path}")
+        except InvalidParameterError as exc:
+            raise TrainingError(f"{exc} (--batch-size), or add data") from None
         schedule = StepSchedule(sampler.num_samples // c.batch_size, accum, c.epochs)
         if schedule.steps_per_epoch < 1:
-            raise TrainingError(
-                f"{len(dataset)} images cannot fill one step of {global_batch} images; "
-                "use a smaller --batch-size or more data")
+            raise TrainingError(f"{len(dataset)} images cannot fill one step of {global_batch} "
+                                "images; use a smaller --batch-size or more data")
         if schedule.tail_micro:
             log.info("%d micro-batches at the end of each epoch do not fill an accumulation "
                      "group of %d and are skipped (the official loop discards their gradients)",
                      schedule.tail_micro, accum)
         lr = base_lr(c.optim.blr, global_batch, c.optim.lr)
         model = create_model(c.model, img_size=c.data.img_size, norm_pix_loss=c.norm_pix_loss,
-                             **c.model_overrides).to(device)
+                             **c.model_overrides)
+        if c.init_from and (not self.resume or run.latest_checkpoint() is None):
+            init_from_checkpoint(model, c.init_from)  # a resume continues from its own checkpoint
+        model = model.to(device)
         amp_dtype = _amp_dtype(c.amp, device)
         scaler = torch.amp.GradScaler(
             device.type, enabled=amp_dtype == torch.float16 and device.type == "cuda")

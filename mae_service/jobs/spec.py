@@ -9,25 +9,54 @@ the run length, so a short job still shows curves and several snapshots.
 
 from __future__ import annotations
 
-import re
-from typing import Any, Mapping, Sequence
+import dataclasses
+from typing import Any, Callable, Mapping, Sequence
 
+from mae_core.checkpoint.card import read_card
 from mae_core.errors import InvalidParameterError, UnknownModelError
+from mae_core.fields import FieldSpec
 from mae_core.masking import check_strategy
-from mae_core.presets import get_preset, list_presets
+from mae_core.presets import get_preset
 from mae_core.train.config import RECIPES, TrainConfig, get_recipe, merge
+from mae_core.train.cost import CostLimits, estimate
+from mae_core.train.fields import (
+    FIELDS_BY_NAME,
+    MODEL_OVERRIDE_FIELDS,
+    check_batch_fits,
+    recipe_default,
+)
 from mae_service.jobs.datasets import Dataset, find_dataset
 from mae_service.jobs.store import DEFAULT_MAX_ATTEMPTS, Job, JobStore
 
 PRETRAIN = "pretrain"
 DEFAULT_RECIPE = "cpu-demo"
-MODEL_OVERRIDE_FIELDS = ("patch_size", "embed_dim", "depth", "num_heads", "decoder_embed_dim",
-                         "decoder_depth", "decoder_num_heads")
-DEVICE_PATTERN = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 JOB_CKPT_MINUTES = 2.0  # a killed worker loses at most this much training
-FIELDS = ("dataset", "recipe", "model", "mask_strategy", "mask_ratio", "epochs", "batch_size",
-          "norm_pix_loss", "seed", "img_size", "blr", "warmup_epochs", "device", "model_overrides",
-          "log_every", "snapshot_every", "ckpt_every_steps")
+
+# Fields of every job kind (what and how many times to try).
+DATASET = FieldSpec("dataset", str, "name of a folder of images under a data root "
+                    "(GET /api/datasets); find_dataset checks the name", max_length=128)
+MAX_ATTEMPTS = FieldSpec("max_attempts", int, "starts before the job is marked failed",
+                         minimum=1, maximum=20)
+RECIPE = FieldSpec("recipe", str, "starting point: cpu-demo (small, fast) or paper (Table 8)",
+                   default=DEFAULT_RECIPE, max_length=64)
+INIT_FROM = dataclasses.replace(
+    FIELDS_BY_NAME["init_from"], max_length=256,
+    help="checkpoint id (GET /api/models) whose weights the model starts from; "
+         "empty: random initialisation")
+# A pretraining job: these training fields, plus ``model_overrides`` (MODEL_OVERRIDE_FIELDS).
+# Another job kind (an evaluation) adds its own table beside this one in JOB_FIELDS.
+PRETRAIN_FIELDS: tuple[FieldSpec, ...] = (
+    DATASET, RECIPE, INIT_FROM,
+    *(FIELDS_BY_NAME[n] for n in (
+        "model", "mask_strategy", "mask_ratio", "epochs", "batch_size", "norm_pix_loss", "seed",
+        "img_size", "blr", "warmup_epochs", "device", "log_every", "snapshot_every",
+        "ckpt_every_steps")),
+    MAX_ATTEMPTS,
+)
+JOB_FIELDS: dict[str, tuple[FieldSpec, ...]] = {PRETRAIN: PRETRAIN_FIELDS}
+FIELDS = tuple(f.name for f in PRETRAIN_FIELDS if f is not MAX_ATTEMPTS) + ("model_overrides",)
+# Resolves a checkpoint id to its file (raises UnknownModelError for an id it does not list).
+CheckpointResolver = Callable[[str], str]
 
 
 def _given(params: Mapping[str, Any], name: str, default: Any) -> Any:
@@ -35,12 +64,50 @@ def _given(params: Mapping[str, Any], name: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def field_problems(params: Mapping[str, Any]) -> list[str]:
+    """Each given field outside its FieldSpec (type, bounds, choices), and bad model_overrides."""
+    problems = []
+    for spec in PRETRAIN_FIELDS:
+        value = params.get(spec.name)
+        if value is not None and value != "" and (problem := spec.problem(value)):
+            problems.append(problem)
+    overrides = params.get("model_overrides") or {}
+    if not isinstance(overrides, Mapping):
+        return problems + ["model_overrides must be an object of architecture fields"]
+    unknown = sorted(k for k in overrides if k not in MODEL_OVERRIDE_FIELDS)
+    if unknown:
+        problems.append(f"model_overrides {unknown} not allowed: send positive integers for "
+                        f"{', '.join(MODEL_OVERRIDE_FIELDS)}")
+    for name in sorted(set(overrides) - set(unknown)):
+        problem = FIELDS_BY_NAME[name].problem(overrides[name])
+        if problem:
+            problems.append(f"model_overrides [{name!r}] not allowed: {problem}")
+    return problems
 
 
-def pretrain_config(params: Mapping[str, Any], dataset: Dataset) -> tuple[dict[str, Any], TrainConfig]:
+def _checkpoint_architecture(path: str) -> dict[str, Any]:
+    """img_size and every override field of the checkpoint's card (empty: no card to read)."""
+    if not path:
+        return {}
+    try:
+        cfg = (read_card(path) or {}).get("model_config") or {}
+    except (OSError, ValueError):
+        return {}
+    arch = {k: cfg[k] for k in MODEL_OVERRIDE_FIELDS if isinstance(cfg.get(k), int)}
+    size = cfg.get("img_size")
+    if isinstance(size, list) and len(size) == 2 and size[0] == size[1]:
+        arch["img_size"] = size[0]
+    return arch
+
+
+def pretrain_config(params: Mapping[str, Any], dataset: Dataset,
+                    checkpoints: CheckpointResolver | None = None,
+                    limits: CostLimits | None = None) -> tuple[dict[str, Any], TrainConfig]:
     """Resolve a request into (the request with defaults filled in, the TrainConfig to run).
+
+    The request is checked here, once: field bounds (``PRETRAIN_FIELDS``), the architecture,
+    the batch against the dataset, ``init_from`` against ``checkpoints``, and the job's cost
+    against ``limits``.
 
     Raises:
         InvalidParameterError: every problem found, joined, each saying what to change.
@@ -48,34 +115,45 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset) -> tuple[dict[s
     unknown = sorted(set(params) - set(FIELDS))
     if unknown:
         raise InvalidParameterError(f"unknown job fields {unknown}; known fields: {', '.join(FIELDS)}")
+    problems = field_problems(params)
+    if problems:
+        raise InvalidParameterError("; ".join(problems))
     recipe_name = params.get("recipe") or DEFAULT_RECIPE
     recipe = get_recipe(recipe_name)
-    problems: list[str] = []
+    notes: list[str] = []
 
+    init_from, init_path = params.get("init_from") or "", ""
+    if init_from:
+        if checkpoints is None:
+            problems.append("init_from is not available here (no checkpoint catalog)")
+        else:
+            try:
+                init_path = checkpoints(init_from)
+            except (UnknownModelError, InvalidParameterError) as exc:
+                problems.append(f"init_from: {exc}")
+    # Starting from a checkpoint, the architecture is the checkpoint's unless the request says.
+    start = _checkpoint_architecture(init_path)
     model = params.get("model") or recipe.model
-    img_size = _given(params, "img_size", recipe.data.img_size)
-    overrides = {**recipe.model_overrides, **(params.get("model_overrides") or {})}
-    bad = sorted(k for k, v in overrides.items() if k not in MODEL_OVERRIDE_FIELDS or not _positive_int(v))
-    if bad:
-        problems.append(f"model_overrides {bad} not allowed: send positive integers for "
-                        f"{', '.join(MODEL_OVERRIDE_FIELDS)}")
-    elif not _positive_int(img_size):
-        problems.append(f"img_size must be a positive number of pixels, not {img_size!r}")
-    elif model not in list_presets():
-        problems.append(f"unknown model preset {model!r}; choose one of {', '.join(list_presets())}")
-    else:
-        try:
-            get_preset(model, img_size=img_size, **overrides)
-        except (InvalidParameterError, UnknownModelError) as exc:
-            problems.append(f"model {model} at {img_size} px: {exc}")
+    img_size = _given(params, "img_size", start.pop("img_size", recipe.data.img_size))
+    overrides = {**recipe.model_overrides, **start, **(params.get("model_overrides") or {})}
+    try:
+        get_preset(model, img_size=img_size, **overrides)
+    except (InvalidParameterError, UnknownModelError) as exc:
+        problems.append(f"model {model} at {img_size} px: {exc}")
 
     epochs = _given(params, "epochs", recipe.epochs)
-    batch_size = _given(params, "batch_size", recipe.batch_size)
-    if not (_positive_int(epochs) and _positive_int(batch_size)):
-        problems.append("epochs and batch_size must be positive integers")
-    elif not dataset.capped and batch_size > dataset.num_images:
-        problems.append(f"batch_size {batch_size} is larger than the {dataset.num_images} images "
-                        f"in dataset {dataset.id!r}; use a batch size of at most {dataset.num_images}")
+    batch_size = params.get("batch_size")
+    if batch_size is None:
+        batch_size = recipe.batch_size
+        if not dataset.capped and batch_size > dataset.num_images:
+            batch_size = dataset.num_images  # the README's {"dataset", "epochs"} on a small folder
+            notes.append(f"batch_size capped to {batch_size}: dataset {dataset.id!r} has only "
+                         f"{dataset.num_images} images (the recipe's batch is {recipe.batch_size})")
+    elif not dataset.capped:
+        try:
+            check_batch_fits(batch_size, dataset.num_images, f"dataset {dataset.id!r}")
+        except InvalidParameterError as exc:
+            problems.append(str(exc))
 
     strategy = params.get("mask_strategy") or recipe.mask_strategy
     ratio = _given(params, "mask_ratio", recipe.mask_ratio)
@@ -84,15 +162,10 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset) -> tuple[dict[s
     except InvalidParameterError as exc:
         problems.append(str(exc))
 
-    device = params.get("device") or None
-    if device is not None and not DEVICE_PATTERN.match(device):
-        problems.append(f"device {device!r} is not one of cpu, cuda, cuda:N, mps (or leave it out)")
-    for name in ("log_every", "snapshot_every", "ckpt_every_steps"):
-        if params.get(name) is not None and not _positive_int(params[name]):
-            problems.append(f"{name} must be a positive integer")
     if problems:
         raise InvalidParameterError("; ".join(problems))
 
+    device = params.get("device") or None
     norm_pix = bool(_given(params, "norm_pix_loss", recipe.norm_pix_loss))
     warmup = params.get("warmup_epochs")
     if warmup is None:  # keep the recipe's warmup fraction
@@ -105,7 +178,8 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset) -> tuple[dict[s
     changes: dict[str, Any] = {
         "model": model, "model_overrides": overrides, "epochs": epochs, "batch_size": batch_size,
         "mask_strategy": strategy, "mask_ratio": ratio, "norm_pix_loss": norm_pix,
-        "seed": int(_given(params, "seed", recipe.seed)), "device": device, "output_dir": "",
+        "seed": _given(params, "seed", recipe.seed), "device": device, "output_dir": "",
+        "init_from": init_path,
         "data": {"path": str(dataset.path), "img_size": img_size,
                  "cache_px": 0 if dataset.capped else recipe.data.cache_px},
         "optim": optim,
@@ -117,6 +191,10 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset) -> tuple[dict[s
             changes[name] = params[name]
     config = merge(recipe, changes)
     config.validate()
+    cost = estimate(config, dataset.num_images)  # a capped count is a lower bound
+    over = (limits or CostLimits.from_env()).problems(cost)
+    if over:
+        raise InvalidParameterError("; ".join(over))
 
     resolved = {
         "dataset": dataset.id, "recipe": recipe_name, "model": model, "img_size": img_size,
@@ -124,7 +202,8 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset) -> tuple[dict[s
         "mask_ratio": ratio, "epochs": epochs, "batch_size": batch_size, "norm_pix_loss": norm_pix,
         "seed": config.seed, "blr": config.optim.blr, "lr": config.optim.lr,
         "warmup_epochs": warmup, "device": device, "num_images": dataset.num_images,
-        "estimated_steps": total,
+        "estimated_steps": total, "init_from": init_from or None, "cost": cost.to_dict(),
+        "notes": notes,
     }
     return resolved, config
 
@@ -141,21 +220,32 @@ def _intervals(total: int | None, recipe: TrainConfig) -> dict[str, int]:
     }
 
 
+FORM_FIELDS = ("model", "epochs", "batch_size", "mask_strategy", "mask_ratio", "norm_pix_loss",
+               "img_size", "blr", "lr", "seed", "warmup_epochs")
+
+
 def recipe_defaults(name: str = DEFAULT_RECIPE) -> dict[str, Any]:
     """The form defaults a recipe implies (for the web form)."""
     recipe = RECIPES[name]
-    return {"model": recipe.model, "epochs": recipe.epochs, "batch_size": recipe.batch_size,
-            "mask_strategy": recipe.mask_strategy, "mask_ratio": recipe.mask_ratio,
-            "norm_pix_loss": recipe.norm_pix_loss, "img_size": recipe.data.img_size,
-            "blr": recipe.optim.blr, "lr": recipe.optim.lr, "seed": recipe.seed}
+    return {field: recipe_default(field, recipe) for field in FORM_FIELDS}
+
+
+def form_limits() -> dict[str, dict[str, Any]]:
+    """Every pretraining field's bounds, step, unit and help, for the Train form (page-config)."""
+    limits = {f.name: f.limits() for f in PRETRAIN_FIELDS}
+    limits.update({n: FIELDS_BY_NAME[n].limits() for n in MODEL_OVERRIDE_FIELDS})
+    return limits
 
 
 def submit_pretrain(store: JobStore, roots: Sequence, params: Mapping[str, Any],
-                    max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Job:
-    """Check a pretraining request against the data roots and queue it."""
+                    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                    checkpoints: CheckpointResolver | None = None,
+                    limits: CostLimits | None = None) -> Job:
+    """Check a pretraining request against the data roots, the checkpoints and the cost limits,
+    and queue it."""
     if not params.get("dataset"):
         raise InvalidParameterError("dataset is required: send the name of a folder of images "
                                     "under a data root (GET /api/datasets lists them)")
     dataset = find_dataset(roots, params["dataset"])
-    resolved, config = pretrain_config(params, dataset)
+    resolved, config = pretrain_config(params, dataset, checkpoints, limits)
     return store.submit(PRETRAIN, resolved, config.to_dict(), max_attempts=max_attempts)

@@ -111,6 +111,16 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
+def _json_field(text: Any, name: str) -> dict[str, Any]:
+    """A row's JSON column; one unreadable row is shown as damaged instead of failing every list
+    (``{"damaged": why}``; a worker fails such a job with that message)."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        return {"damaged": f"stored {name} are unreadable ({type(exc).__name__})"}
+    return value if isinstance(value, dict) else {"damaged": f"stored {name} are not an object"}
+
+
 @dataclass(frozen=True)
 class Job:
     """One row of the job store."""
@@ -141,8 +151,8 @@ class Job:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Job":
         data = dict(row)
-        data["params"] = json.loads(data["params"])
-        data["config"] = json.loads(data["config"])
+        data["params"] = _json_field(data["params"], "params")
+        data["config"] = _json_field(data["config"], "config")
         data["cancel_requested"] = bool(data["cancel_requested"])
         return cls(**data)
 

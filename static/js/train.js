@@ -136,8 +136,10 @@
         const progressText = job.total_steps ? `${job.step} / ${job.total_steps}` : job.state === "queued" ? "waiting" : "–";
         const row = el("tr", { "data-job": job.id, "data-state": job.state, class: job.id === highlight ? "fresh" : null },
           el("td", {}, el("a", { href: job.links.page, class: "job-link", text: job.id })),
-          el("td", {}, el("span", { text: `${shortModel(p.model)}${custom(p) ? " (custom)" : ""} · ${p.dataset}` }),
-            el("span", { class: "sub", text: `${p.epochs} ep · batch ${p.batch_size}` })),
+          job.damaged ? el("td", {}, el("span", { class: "damaged", text: "damaged" }),
+            el("span", { class: "sub why", text: job.damaged }))
+            : el("td", {}, el("span", { text: `${shortModel(p.model)}${custom(p) ? " (custom)" : ""} · ${p.dataset}` }),
+              el("span", { class: "sub", text: `${p.epochs} ep · batch ${p.batch_size}` })),
           el("td", {}, stateBadge(job), job.state === "failed" && job.error
             ? el("span", { class: "sub why", text: job.error }) : null),
           el("td", { class: "col-progress" }, progressBar(job),
@@ -160,7 +162,44 @@
     renderJobs(config.jobs);
     poll.start();
 
-    // -- form
+    // -- form: every input's bounds come from the server's field specs (config.limits)
+    const limits = config.limits || {};
+    for (const [name, lim] of Object.entries(limits)) {
+      const input = form.elements[name];
+      if (!input || input.type !== "number") continue;
+      // an exclusive bound is stepped over (blr > 0: the smallest positive value)
+      if (lim.min !== null) input.min = String(lim.exclusiveMin && lim.step !== "any" ? lim.min + lim.step : lim.min);
+      if (lim.max !== null) input.max = String(lim.exclusiveMax && lim.step !== "any" ? lim.max - lim.step : lim.max);
+      input.step = String(lim.step);
+    }
+    if (limits.mask_ratio) {  // the slider is in percent
+      const r = limits.mask_ratio, step = r.step * 100;
+      els.ratio.min = String(Math.round(r.min * 100 + (r.exclusiveMin ? step : 0)));
+      els.ratio.max = String(Math.round(r.max * 100 - (r.exclusiveMax ? step : 0)));
+      els.ratio.step = String(step);
+    }
+
+    // A batch is at most the dataset's size; the recipe's default batch is capped to it, and said.
+    const batch = form.elements.batch_size, batchHelp = $("#help-batch");
+    let batchTouched = false;
+    batch.addEventListener("input", () => { batchTouched = true; batchHelp.hidden = true; });
+    function syncBatch() {
+      const option = els.dataset.selectedOptions[0];
+      const images = Number((option || {}).dataset?.images || 0);
+      const capped = option && option.textContent.includes("+");
+      const lim = limits.batch_size || {};
+      batch.max = String(images && !capped ? Math.min(images, lim.max ?? images) : lim.max ?? "");
+      const wanted = config.recipes[els.recipe.value]?.batch_size ?? config.defaults.batch_size;
+      if (!batchTouched) {
+        const fits = images && !capped && wanted > images;
+        batch.value = String(fits ? images : wanted);
+        batchHelp.hidden = !fits;
+        batchHelp.textContent = fits ? `Batch capped to ${images}: ${els.dataset.value} has ${images} images (the recipe's batch is ${wanted}).` : "";
+      }
+    }
+    els.dataset.addEventListener("change", syncBatch);
+    syncBatch();
+
     const strategy = () => (form.querySelector("input[name=mask_strategy]:checked") || {}).value;
     function syncRatio() {
       const grid = strategy() === "grid";
@@ -180,7 +219,7 @@
       if (!d) return;
       form.elements.model.value = d.model;
       form.elements.epochs.value = d.epochs;
-      form.elements.batch_size.value = d.batch_size;
+      syncBatch();
       form.elements.norm_pix_loss.checked = d.norm_pix_loss;
       form.elements.img_size.value = d.img_size;
     });
@@ -210,7 +249,9 @@
         if (input.value.trim() === "") return null;
         const value = Number(input.value);
         if (!input.checkValidity() || !isFinite(value) || (integer && !Number.isInteger(value))) {
-          problems.push(`${LABELS[name]}: ${input.validationMessage || "enter a valid number"}`);
+          const why = input.validity.rangeOverflow ? `at most ${input.max}${name === "batch_size" ? " (the dataset's size)" : ""}`
+            : input.validity.rangeUnderflow ? `at least ${input.min}` : input.validationMessage || "enter a valid number";
+          problems.push(`${LABELS[name]}: ${why}.`);
           bad.push(name);
         }
         return value;
@@ -227,12 +268,8 @@
         norm_pix_loss: form.elements.norm_pix_loss.checked,
         img_size: number("img_size", true),
         blr: number("blr", false),
+        init_from: form.elements.init_from.value || null,
       };
-      const images = Number((els.dataset.selectedOptions[0] || {}).dataset?.images || 0);
-      if (body.batch_size && images && body.batch_size > images && images < 10000) {
-        problems.push(`Batch size: ${body.dataset} has only ${images} images; use a batch size of at most ${images}.`);
-        bad.push("batch_size");
-      }
       for (const key of Object.keys(body)) if (body[key] === null) delete body[key];
       return { body, problems, bad };
     }

@@ -90,7 +90,7 @@ def test_explicit_intervals_win(roots):
     ({"model_overrides": {"evil": 3}}, ["model_overrides ['evil'] not allowed"]),
     ({"device": "tpu"}, ["device 'tpu'"]),
     ({"recipe": "fast"}, ["unknown recipe 'fast'", "cpu-demo"]),
-    ({"epochs": 0}, ["epochs and batch_size must be positive"]),
+    ({"epochs": 0}, ["epochs must be an integer in [1, 10000], got 0"]),
     ({"colour": "red"}, ["unknown job fields ['colour']"]),
 ])
 def test_bad_requests_say_what_to_change(roots, change, words):
