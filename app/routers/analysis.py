@@ -40,7 +40,7 @@ from mae_core.runs import (
     read_json_result,
 )
 
-from ..analysis_figures import (
+from ..figures import (
     ABLATION_FACTORS,
     ABLATION_TITLES,
     AblationResult,

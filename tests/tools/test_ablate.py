@@ -34,7 +34,7 @@ def test_ablate_cli_writes_the_file_the_analysis_page_reads(tmp_path, monkeypatc
                  "--output", str(cfg_out)])
     assert code == 0
     result = json.loads(cfg_out.read_text())
-    from app.analysis_figures import AblationResult
+    from app.figures import AblationResult
 
     parsed = AblationResult.model_validate(result)
     assert parsed.factor == "mask_ratio" and [r.value for r in parsed.rows] == [0.5, 0.75]
