@@ -189,6 +189,15 @@ def list_strategies() -> list[str]:
     return sorted(_STRATEGIES)
 
 
+STRATEGY_ORDER = ("random", "block", "grid")  # the paper's default first, for menus
+
+
+def ordered_strategies() -> list[str]:
+    """Registered masking strategies, the paper's three first (forms and the API's enum)."""
+    known = list_strategies()
+    return [s for s in STRATEGY_ORDER if s in known] + [s for s in known if s not in STRATEGY_ORDER]
+
+
 def check_strategy(strategy: str, mask_ratio: float) -> None:
     """Raise InvalidParameterError for an unknown strategy or a ratio it cannot produce."""
     _check_known(strategy)

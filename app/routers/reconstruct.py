@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from mae_core.errors import InvalidParameterError
 from mae_core.figure import compose_figure, encode_image, to_png_bytes
 from mae_core.fields import MASK_RATIO, SEED
-from mae_core.masking import MaskRequest, list_strategies
+from mae_core.masking import MaskRequest, ordered_strategies
 
 from ..batcher import Job, JobResult
 from ..deps import BatcherDep, RegistryDep, SettingsDep
@@ -29,13 +29,6 @@ router = APIRouter(tags=["reconstruct"])
 
 MAX_MASK_CELLS = 64 * 64
 MAX_MASK_CHARS = 16 * MAX_MASK_CELLS  # room for spaces and newlines around every 0/1
-STRATEGY_ORDER = ("random", "block", "grid")  # the paper's default first
-
-
-def ordered_strategies() -> list[str]:
-    """Registered masking strategies, the paper's three first."""
-    known = list_strategies()
-    return [s for s in STRATEGY_ORDER if s in known] + [s for s in known if s not in STRATEGY_ORDER]
 
 NORM_PIX_NOTE = (
     "This checkpoint predicts normalised pixels (norm_pix_loss). To display its output, each "
