@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mae_core.results import ABLATION_FACTORS, ablation_problems  # noqa: F401 - re-exported
 
 from .theme import machine_name
 
@@ -62,8 +64,7 @@ class BenchTrain(_BenchFile):
         return "Ours: " + (", ".join(parts) if parts else "local benchmark")
 
 
-AblationFactor = Literal["mask_ratio", "strategy", "decoder_depth", "norm_pix"]
-ABLATION_FACTORS: tuple[str, ...] = ("mask_ratio", "strategy", "decoder_depth", "norm_pix")
+AblationFactor = str  # one of mae_core.results.ABLATION_FACTORS
 
 
 class AblationRow(_Open):
@@ -78,6 +79,15 @@ class AblationResult(_Open):
     factor: AblationFactor
     meta: dict[str, Any] = Field(default_factory=dict)
     rows: list[AblationRow] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _the_format(cls, raw: Any) -> Any:
+        """The file format as ``mae ablate`` writes it (mae_core.results), checked first."""
+        problems = ablation_problems(raw)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return raw
 
     def setting(self) -> str:
         """What ran, from ``meta``: model, data, size, schedule (empty if meta is empty)."""

@@ -22,6 +22,7 @@ def test_ablation_trains_each_value_and_scores_it(tmp_path):
     assert [r["value"] for r in result["rows"]] == [1, 2]
     assert all(r["recon_loss"] > 0 for r in result["rows"])
     assert (tmp_path / "runs" / "ablate-decoder_depth-2" / "model.safetensors").exists()
+    assert {"date", "cpu", "torch", "device"} <= set(result["meta"])  # like the benchmarks
 
 
 def test_ablate_cli_writes_the_file_the_analysis_page_reads(tmp_path, monkeypatch):
