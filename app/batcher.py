@@ -2,8 +2,9 @@
 
 Requests never run the model on the event loop: a route submits a ``Job`` and awaits its future.
 The worker takes the first waiting job, waits ``window`` seconds for more, groups what it has by
-``Job.key`` (same checkpoint, resize policy, ratio and strategy, or explicit masks hiding the same
-number of patches) and runs each group as one ``Reconstructor.reconstruct_batch`` call. When a
+``Job.key`` (same checkpoint, resize policy and ``MaskRequest.group_key``: the exact ratio and
+strategy, or explicit masks hiding the same number of patches) and runs each group as one
+``Reconstructor.reconstruct_requests`` call. When a
 batch fails with a typed error, its jobs are retried one by one so each request gets its own error.
 """
 
@@ -17,11 +18,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
-import numpy as np
 from PIL import Image
 
 from mae_core import PreparedImage, Reconstruction, Reconstructor
 from mae_core.errors import MAEError
+from mae_core.masking import MaskRequest
 
 from .errors import QueueFullError, ServiceUnavailableError
 from .registry import ModelRegistry
@@ -35,19 +36,14 @@ class Job:
 
     model_id: str | None
     image: Image.Image | PreparedImage  # prepared when the route already fitted it to the model
-    mask_ratio: float = 0.75
-    strategy: str = "random"
-    seed: int | None = None
-    mask: np.ndarray | None = None
+    request: MaskRequest = field(default_factory=MaskRequest)  # checked by the route
     resize: str = "crop"
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     submitted: float = field(default_factory=time.perf_counter)
 
     def key(self) -> Hashable:
         """Jobs with equal keys can share one forward pass."""
-        if self.mask is not None:
-            return (self.model_id, self.resize, "custom", int(self.mask.sum()))
-        return (self.model_id, self.resize, round(float(self.mask_ratio), 9), self.strategy)
+        return (self.model_id, self.resize, self.request.group_key())
 
 
 @dataclass
@@ -211,12 +207,8 @@ class Batcher:
         start = time.perf_counter()
         try:
             reconstructor = self.registry.get(first.model_id)
-            recs = reconstructor.reconstruct_batch(
-                [j.image for j in jobs], first.mask_ratio, first.strategy,
-                seeds=[j.seed for j in jobs],
-                masks=[j.mask for j in jobs] if first.mask is not None else None,
-                resize=first.resize,
-            )
+            recs = reconstructor.reconstruct_requests(
+                [j.image for j in jobs], [j.request for j in jobs], resize=first.resize)
         except MAEError as exc:
             if retry_singly and len(jobs) > 1:
                 for job in jobs:

@@ -15,6 +15,7 @@ from mae_core.checkpoint.catalog import CatalogEntry
 from mae_service.downloads import DownloadManager, DownloadState
 
 from .registry import ModelRegistry, describe_card
+from .schemas import ModelsResponse
 from .settings import Settings
 
 EMBEDDED, LOCAL, TRAINED, DOWNLOADED, UPLOADED, CATALOG = (
@@ -77,3 +78,20 @@ def _size(path: Path) -> int | None:
         return path.stat().st_size
     except OSError:
         return None
+
+
+def models_payload(registry: ModelRegistry) -> ModelsResponse:
+    """GET /api/models' reply (also embedded in the pages): the loadable checkpoints."""
+    infos = registry.checkpoints()
+    loaded = set(registry.loaded_ids())
+    entries = [
+        {"id": info.id, "file": info.path.name, "card": info.card, "summary": describe_card(info.card),
+         "can_reconstruct": info.can_reconstruct and not info.error, "error": info.error,
+         "loaded": info.id in loaded, "default": info.id == registry.default_id}
+        for info in infos.values()
+    ]
+    return ModelsResponse.model_validate({
+        "default_model": registry.default_id, "default_present": registry.default_id in infos,
+        "default_state": registry.default_state, "default_message": registry.default_message,
+        "models": entries,
+    })

@@ -24,7 +24,7 @@ from .batcher import Batcher
 from .errors import document_common_errors, install_error_handlers
 from .middleware import BodyLimitMiddleware
 from .registry import ModelRegistry
-from .routers import api, checkpoints, features, pages, reconstruct
+from .routers import analysis, api, checkpoints, features, jobs, pages, reconstruct, train
 from .settings import Settings
 from .templating import STATIC_DIR
 
@@ -41,18 +41,6 @@ get the paper's Figure 4 panels back. The web pages at `/` use the same endpoint
 
 Errors are JSON `{"error", "status", "message"}`; the message says what to change.
 """
-
-
-def _optional_router(name: str):
-    """A router module another part of the project provides, or None while it does not exist."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"app.routers.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"app.routers.{name}":
-            raise
-        return None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -107,20 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(checkpoints.router)
     app.include_router(features.router)
-    nav = [{"href": "/", "label": "Reconstruct"}, {"href": "/models", "label": "Models"},
-           {"href": "/features", "label": "Features"}]
-    analysis = _optional_router("analysis")
-    if analysis is not None:
-        app.include_router(analysis.router)
-        nav.append({"href": "/analysis", "label": "Analysis"})
-    train = _optional_router("train")
-    if train is not None:
-        app.include_router(train.router)
-        nav.append({"href": "/train", "label": "Train"})
-    jobs = _optional_router("jobs")
-    if jobs is not None:
-        app.include_router(jobs.router)
-    app.state.nav = nav
+    app.include_router(analysis.router)
+    app.include_router(train.router)
+    app.include_router(jobs.router)
+    app.state.nav = [{"href": "/", "label": "Reconstruct"}, {"href": "/models", "label": "Models"},
+                     {"href": "/features", "label": "Features"},
+                     {"href": "/analysis", "label": "Analysis"}, {"href": "/train", "label": "Train"}]
     document_common_errors(app, exempt=EXEMPT)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_offline_docs(app)

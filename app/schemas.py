@@ -46,7 +46,10 @@ class ReconstructResponse(BaseModel):
     model: str = Field(description="checkpoint id used", examples=["mae-lab-default"])
     seed: int | None = Field(description="mask seed used (null for an explicit mask); send it "
                                          "back to get the same mask", examples=[1234])
-    mask_ratio: float = Field(description="fraction of patches actually removed", examples=[0.75])
+    mask_ratio: float = Field(description="fraction of patches actually removed (the achieved "
+                              "ratio: int(L x (1 - requested)) patches are kept)", examples=[0.75])
+    requested_mask_ratio: float | None = Field(
+        default=None, description="the mask_ratio sent (null for an explicit mask)", examples=[0.75])
     strategy: str = Field(description="random, block, grid, or custom (explicit mask)",
                           examples=["random"])
     resize: str = Field(description="resize policy applied", examples=["crop"])

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mae_core.defaults import DEFAULT_CHECKPOINT_ID, checkpoint_dir
+from mae_core.runs import default_bench_dir, default_runs_dir
 from mae_service.jobs.paths import DataDir, default_data_dir, default_data_roots
 
 
@@ -51,6 +52,11 @@ class Settings(BaseSettings):
         job_max_attempts: how many times a job is started before it is marked failed.
         max_checkpoint_upload_bytes: largest checkpoint upload (``POST /api/checkpoints``),
             enforced while it streams like ``max_upload_bytes``; ViT-L in float32 is 1.3 GB.
+        runs_dir: the training run folders the Analysis page lists (default the data folder's
+            ``runs/``).
+        bench_dir: where ``mae bench`` and ``mae ablate`` write their JSON (``bench_train.json``,
+            ``ablations/<factor>.json``); default the data folder's ``bench-results/``.
+        bench_train_file: the training benchmark file, if not ``bench_dir/bench_train.json``.
     """
 
     model_config = SettingsConfigDict(env_prefix="MAE_", extra="ignore")
@@ -74,6 +80,9 @@ class Settings(BaseSettings):
     data_roots: Annotated[list[Path], NoDecode] = Field(default_factory=default_data_roots)
     job_max_attempts: int = Field(default=3, ge=1, le=20)
     max_checkpoint_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
+    runs_dir: Path = Field(default_factory=default_runs_dir)
+    bench_dir: Path = Field(default_factory=default_bench_dir)
+    bench_train_file: Path | None = None
 
     @field_validator("data_roots", mode="before")
     @classmethod

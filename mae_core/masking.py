@@ -12,12 +12,14 @@ gives the same mask on CPU and GPU.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from dataclasses import dataclass
+from typing import Callable, Hashable, NamedTuple
 
 import numpy as np
 import torch
 
 from .errors import InvalidParameterError
+from .fields import MASK_RATIO, SEED
 
 GRID_RATIO = 0.75  # grid masking keeps one patch of every 2x2 cell
 
@@ -33,7 +35,31 @@ class MaskIndices(NamedTuple):
 def num_kept(num_patches: int, mask_ratio: float) -> int:
     """Patches kept per sample, as the official code: ``int(L * (1 - ratio))``."""
     check_ratio(mask_ratio)
+    return kept_count(num_patches, mask_ratio)
+
+
+def kept_count(num_patches: int, mask_ratio: float) -> int:
+    """``int(L * (1 - ratio))`` for a ratio already checked (no validation on this path)."""
     return int(num_patches * (1 - mask_ratio))
+
+
+def check_ratio_for_grid(mask_ratio: float, grid: tuple[int, int]) -> int:
+    """Patches kept for ``mask_ratio`` on ``grid``; InvalidParameterError when the ratio would
+    remove no patch or every patch there (the count depends on the image's patch grid)."""
+    length = grid[0] * grid[1]
+    keep = kept_count(length, mask_ratio)
+    where = f"the {grid[0]}x{grid[1]} patch grid of this image size ({length} patches)"
+    if keep >= length:
+        lowest = math.ceil(1e4 / length) / 1e4  # 1/L rounded up: removes at least one patch
+        raise InvalidParameterError(
+            f"mask_ratio {mask_ratio:g} removes no patch of {where}: the model keeps "
+            f"int({length} x (1 - ratio)) = {keep}; send a mask_ratio of at least {lowest:g}")
+    if keep < 1:
+        highest = math.floor(1e4 * (1 - 1 / length)) / 1e4  # keeps at least one patch
+        raise InvalidParameterError(
+            f"mask_ratio {mask_ratio:g} removes every patch of {where}: the model keeps "
+            f"int({length} x (1 - ratio)) = 0; send a mask_ratio of at most {highest:g}")
+    return keep
 
 
 def check_ratio(mask_ratio: float) -> None:
@@ -80,6 +106,17 @@ def indices_from_mask(mask: torch.Tensor) -> MaskIndices:
     return indices_from_scores(removed.float(), len_keep)
 
 
+def check_explicit_mask(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """``mask`` if it is one 0/1 entry per patch of ``grid`` hiding some and showing some."""
+    if mask.shape != tuple(grid):
+        raise InvalidParameterError(
+            f"mask must be a {grid[0]}x{grid[1]} grid of 0/1 (one per patch), got shape {mask.shape}")
+    removed = int(mask.sum())
+    if removed == 0 or removed == mask.size:
+        raise InvalidParameterError("mask must hide at least one patch and leave at least one visible")
+    return mask
+
+
 def make_generator(seed: int | None) -> torch.Generator:
     """A CPU generator seeded with ``seed`` (a fresh random seed when None)."""
     g = torch.Generator(device="cpu")
@@ -88,6 +125,52 @@ def make_generator(seed: int | None) -> torch.Generator:
     else:
         g.manual_seed(int(seed) % (2**63))
     return g
+
+
+@dataclass(frozen=True)
+class MaskRequest:
+    """What to hide in one image, checked once where it enters (``sampled``/``explicit``).
+
+    A sampled request travels as (ratio, strategy, seed) and becomes scores, the model's
+    ``noise``; an explicit one carries its 0/1 grid (1 = removed) and reaches the model as ``mask``.
+    """
+
+    mask_ratio: float = MASK_RATIO.default
+    strategy: str = "random"
+    seed: int | None = None
+    explicit: np.ndarray | None = None  # [h, w] uint8, 1 = removed
+
+    @classmethod
+    def sampled(cls, mask_ratio: float = MASK_RATIO.default, strategy: str = "random",
+                seed: int | None = None) -> "MaskRequest":
+        """A sampled mask; InvalidParameterError for a ratio, strategy or seed out of bounds."""
+        _check_known(strategy)
+        ratio = MASK_RATIO.check(mask_ratio)
+        _check_fits(strategy, ratio)
+        if seed is not None:
+            SEED.check(seed)
+        return cls(ratio, strategy, seed)
+
+    @classmethod
+    def from_mask(cls, mask) -> "MaskRequest":
+        """An explicit mask: a 2-D grid of 0/1 (its size and count are checked against the
+        image's patch grid where that is known, by ``check_explicit_mask``)."""
+        arr = np.asarray(mask)
+        if arr.ndim != 2 or not np.isin(arr, (0, 1)).all():
+            raise InvalidParameterError("mask entries must be 0 (visible) or 1 (removed), in rows")
+        return cls(explicit=arr.astype(np.uint8))
+
+    @property
+    def requested_ratio(self) -> float | None:
+        """The ratio asked for (None for an explicit mask, which sets its own)."""
+        return None if self.explicit is not None else self.mask_ratio
+
+    def group_key(self) -> Hashable:
+        """Requests with equal keys can share one forward pass: the exact ratio and strategy,
+        or explicit masks hiding the same number of patches."""
+        if self.explicit is not None:
+            return ("explicit", int(self.explicit.sum()))
+        return ("sampled", self.mask_ratio, self.strategy)
 
 
 ScoreFn = Callable[[int, tuple[int, int], float, torch.Generator], torch.Tensor]
@@ -106,13 +189,30 @@ def list_strategies() -> list[str]:
     return sorted(_STRATEGIES)
 
 
+STRATEGY_ORDER = ("random", "block", "grid")  # the paper's default first, for menus
+
+
+def ordered_strategies() -> list[str]:
+    """Registered masking strategies, the paper's three first (forms and the API's enum)."""
+    known = list_strategies()
+    return [s for s in STRATEGY_ORDER if s in known] + [s for s in known if s not in STRATEGY_ORDER]
+
+
 def check_strategy(strategy: str, mask_ratio: float) -> None:
     """Raise InvalidParameterError for an unknown strategy or a ratio it cannot produce."""
+    _check_known(strategy)
+    check_ratio(mask_ratio)
+    _check_fits(strategy, mask_ratio)
+
+
+def _check_known(strategy: str) -> None:
     if strategy not in _STRATEGIES:
         raise InvalidParameterError(
             f"unknown masking strategy {strategy!r}; choose one of {', '.join(list_strategies())}"
         )
-    check_ratio(mask_ratio)
+
+
+def _check_fits(strategy: str, mask_ratio: float) -> None:
     if strategy == "grid" and abs(mask_ratio - GRID_RATIO) > 1e-9:
         raise InvalidParameterError(
             f"grid masking keeps one patch of every 2x2 cell, so its ratio is always 0.75; "
@@ -129,6 +229,12 @@ def mask_scores(
 ) -> torch.Tensor:
     """Scores [N, L] (CPU, float32) for ``strategy``; pass them as ``noise`` to the model."""
     check_strategy(strategy, mask_ratio)
+    return draw_scores(strategy, batch_size, grid_size, mask_ratio, generator)
+
+
+def draw_scores(strategy: str, batch_size: int, grid_size: tuple[int, int], mask_ratio: float,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """``mask_scores`` for a strategy and ratio already checked (e.g. by ``MaskRequest``)."""
     g = generator if generator is not None else make_generator(None)
     return _STRATEGIES[strategy](batch_size, grid_size, mask_ratio, g)
 
@@ -167,7 +273,7 @@ def _grid_scores(n: int, grid: tuple[int, int], ratio: float, g: torch.Generator
 @register_strategy("block")
 def _block_scores(n: int, grid: tuple[int, int], ratio: float, g: torch.Generator) -> torch.Tensor:
     length = grid[0] * grid[1]
-    n_mask = length - num_kept(length, ratio)
+    n_mask = length - kept_count(length, ratio)
     rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=g)))
     masks = np.stack([block_mask(grid, n_mask, rng) for _ in range(n)])  # [N, h, w] bool
     # Covered patches score above every uncovered one, so exactly the covered ones are removed.

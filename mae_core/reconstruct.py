@@ -16,14 +16,15 @@ from PIL import Image
 
 from .errors import DecoderMissingError, InvalidParameterError
 from .imaging import fit_image, mean_colour, to_rgb, to_tensor, to_uint8
-from .masking import check_strategy, make_generator, sample_mask
+from .fields import SEED
+from .masking import MaskRequest, check_explicit_mask, check_ratio_for_grid, draw_scores, make_generator
 from .metrics import patch_mse_map, summarize_errors
 from .model import MaskedAutoencoderViT
 from .precision import autocast, autocast_dtype, check_precision, dtype_name
 
 log = logging.getLogger(__name__)
 
-MAX_SEED = 2**63 - 1
+MAX_SEED = int(SEED.maximum)  # type: ignore[arg-type]
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -55,9 +56,10 @@ class Reconstruction:
     error_map: np.ndarray
     metrics: dict[str, float]
     seed: int | None
-    mask_ratio: float
+    mask_ratio: float  # achieved: the fraction of patches actually removed
     strategy: str
     uses_target_stats: bool = False
+    requested_mask_ratio: float | None = None  # what was asked (None for an explicit mask)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -200,70 +202,64 @@ class Reconstructor:
         masks = list(masks) if masks is not None else [None] * len(images)
         if len(seeds) != len(images) or len(masks) != len(images):
             raise InvalidParameterError("seeds and masks must have one entry per image")
-        if all(m is None for m in masks):
-            check_strategy(strategy, mask_ratio)
+        requests = [MaskRequest.sampled(mask_ratio, strategy, seed) if given is None
+                    else MaskRequest.from_mask(given) for seed, given in zip(seeds, masks)]
+        return self.reconstruct_requests(images, requests, resize)
+
+    def reconstruct_requests(
+        self,
+        images: Sequence[Image.Image | PreparedImage],
+        requests: Sequence[MaskRequest],
+        resize: str = "crop",
+    ) -> list[Reconstruction]:
+        """Reconstruct ``images[i]`` under ``requests[i]`` (made by ``MaskRequest.sampled`` or
+        ``from_mask``, which checked them; only what depends on the patch grid is checked here).
+
+        Images are grouped into forward passes by grid and ``MaskRequest.group_key``.
+        """
+        if len(requests) != len(images):
+            raise InvalidParameterError("requests must have one entry per image")
         prepared = [self.prepare_input(img, resize) for img in images]
         results: list[Reconstruction | None] = [None] * len(images)
-        by_shape: dict[tuple[int, int], list[int]] = {}
+        groups: dict[Any, list[int]] = {}
         for i, item in enumerate(prepared):
             height, width = item.tensor.shape[-2:]
-            by_shape.setdefault((int(height), int(width)), []).append(i)
-        for indices in by_shape.values():
-            for i, rec in zip(indices, self._run_group(
-                [prepared[i] for i in indices], mask_ratio, strategy,
-                [seeds[i] for i in indices], [masks[i] for i in indices],
-            )):
+            groups.setdefault((int(height), int(width), requests[i].group_key()), []).append(i)
+        for indices in groups.values():
+            recs = self._run_group([prepared[i] for i in indices], [requests[i] for i in indices])
+            for i, rec in zip(indices, recs):
                 results[i] = rec
         return results  # type: ignore[return-value]
 
     # ------------------------------------------------------------- internals
-    def _masks_for(self, grid, mask_ratio, strategy, seeds, masks) -> tuple[torch.Tensor, list[int | None]]:
-        rows: list[torch.Tensor] = []
-        used: list[int | None] = []
-        for seed, given in zip(seeds, masks):
-            if given is not None:
-                rows.append(self._check_mask(given, grid))
-                used.append(None)
-                continue
-            if seed is None:
-                seed = secrets.randbelow(2**31)
-            if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
-                raise InvalidParameterError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
-            rows.append(sample_mask(strategy, 1, grid, mask_ratio, make_generator(seed))[0])
-            used.append(seed)
-        stacked = torch.stack(rows).reshape(len(rows), -1)
-        counts = stacked.sum(dim=1)
-        if not bool((counts == counts[0]).all()):
-            raise InvalidParameterError(
-                "explicit masks in one batch must hide the same number of patches"
-            )
-        return stacked, used
+    def _masking(self, grid: tuple[int, int], requests: Sequence[MaskRequest],
+                 ) -> tuple[dict[str, Any], list[int | None]]:
+        """The model's masking arguments for one group: explicit masks as ``mask``; sampled
+        ones as scores (``noise``) with the ratio, argsorted once, inside the model."""
+        first = requests[0]
+        if first.explicit is not None:
+            stacked = torch.stack([torch.from_numpy(check_explicit_mask(r.explicit, grid))
+                                   for r in requests if r.explicit is not None]).float()
+            return {"mask": stacked.reshape(len(requests), -1)}, [None] * len(requests)
+        check_ratio_for_grid(first.mask_ratio, grid)
+        seeds = [secrets.randbelow(2**31) if r.seed is None else r.seed for r in requests]
+        # one generator per seed, so a request's mask does not depend on its batch-mates
+        noise = torch.cat([draw_scores(first.strategy, 1, grid, first.mask_ratio,
+                                       make_generator(seed)) for seed in seeds])
+        return {"noise": noise, "mask_ratio": first.mask_ratio}, list(seeds)
 
-    @staticmethod
-    def _check_mask(mask, grid: tuple[int, int]) -> torch.Tensor:
-        arr = np.asarray(mask)
-        if arr.shape != tuple(grid):
-            raise InvalidParameterError(
-                f"mask must be a {grid[0]}x{grid[1]} grid of 0/1 (one per patch), got shape {arr.shape}"
-            )
-        if not np.isin(arr, (0, 1)).all():
-            raise InvalidParameterError("mask entries must be 0 (visible) or 1 (removed)")
-        removed = int(arr.sum())
-        if removed == 0 or removed == arr.size:
-            raise InvalidParameterError(
-                "mask must hide at least one patch and leave at least one visible"
-            )
-        return torch.from_numpy(arr.astype(np.float32))
-
-    def _run_group(self, images: list[PreparedImage], mask_ratio, strategy, seeds, masks) -> list[Reconstruction]:
+    def _run_group(self, images: list[PreparedImage], requests: Sequence[MaskRequest],
+                   ) -> list[Reconstruction]:
         p = self.patch_size
         height, width = images[0].tensor.shape[-2:]
         grid = (height // p, width // p)
-        mask, used_seeds = self._masks_for(grid, mask_ratio, strategy, seeds, masks)
+        masking, used_seeds = self._masking(grid, requests)
+        masking = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v
+                   for k, v in masking.items()}
         x = torch.stack([item.tensor for item in images]).to(self.device, non_blocking=True)
         with self._lock, torch.inference_mode(), autocast(self.device, self._autocast_dtype):
             start = time.perf_counter()
-            out = self.model(x, mask=mask.to(self.device))
+            out = self.model(x, **masking)
             pred = out.pred.float()
             if self.norm_pix_loss:
                 # masked patches are shown with their TRUE mean/variance (a leak; flagged)
@@ -291,7 +287,9 @@ class Reconstructor:
                 original=original, masked=masked_i, reconstruction=recon, pasted=pasted_i,
                 mask=grid_masks[i], error_map=errors.astype(np.float32),
                 metrics=metrics, seed=used_seeds[i],
-                mask_ratio=float(grid_masks[i].mean()), strategy=strategy if masks[i] is None else "custom",
+                mask_ratio=float(grid_masks[i].mean()),
+                strategy="custom" if requests[i].explicit is not None else requests[i].strategy,
                 uses_target_stats=self.norm_pix_loss,
+                requested_mask_ratio=requests[i].requested_ratio,
             ))
         return results

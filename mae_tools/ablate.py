@@ -17,6 +17,8 @@ import torch
 from mae_core.checkpoint import load_model
 from mae_core.errors import InvalidParameterError
 from mae_core.masking import make_generator, mask_scores
+from mae_core.reconstruct import pick_device
+from mae_core.results import ABLATION_FACTORS, ablation_result, machine_meta
 from mae_core.train import TrainConfig, Trainer
 from mae_core.train.data import ImageFolderDataset
 
@@ -31,6 +33,7 @@ FACTORS: dict[str, list[Any]] = {
     "decoder_depth": [1, 2, 4, 8],
     "norm_pix": [True, False],
 }
+assert tuple(FACTORS) == ABLATION_FACTORS, "one list of factors: mae_core.results"
 
 
 def changes_for(factor: str, value: Any, base: TrainConfig) -> dict[str, Any]:
@@ -95,8 +98,8 @@ def run_ablation(
                                                        device=config.device), model=model)
             row["linprobe_acc"] = probe_result["top1"]
         rows.append(row)
-    meta = {"model": base.model, "dataset": str(base.data.path), "img_size": base.data.img_size,
+    meta = {**machine_meta(pick_device(base.device)), "model": base.model, "dataset": str(base.data.path), "img_size": base.data.img_size,
             "epochs": base.epochs, "batch_size": base.batch_size, "heldout": str(heldout),
             "recon_loss": "the model's own objective on held-out centre crops, 75% random masks "
                           "(norm-pix and pixel targets are not on one scale)"}
-    return {"factor": factor, "meta": meta, "rows": rows}
+    return ablation_result(factor, meta, rows)

@@ -9,10 +9,9 @@ REST:
     draws), ``GET /api/bench/train``, ``GET /api/bench/{name}`` (the other committed benchmark
     files), ``GET /api/ablations``, ``GET /api/ablations/{factor}``.
 
-Files are found through the app settings (``runs_dir``, ``bench_dir``/``bench_train_file`` when
-the settings object has them) or ``MAE_RUNS_DIR`` / ``MAE_BENCH_DIR`` with the repository's
-``runs/`` and ``bench-results/`` as defaults. Run ids and snapshot steps from a request are only
-ever matched against directory listings; no request string becomes part of a path.
+Files are found through the app settings (``runs_dir``, ``bench_dir``, ``bench_train_file``:
+``MAE_RUNS_DIR``, ``MAE_BENCH_DIR``, ``MAE_BENCH_TRAIN_FILE``); what the routes serve is built by
+``app.analysis_service``.
 """
 
 from __future__ import annotations
@@ -21,53 +20,31 @@ import csv
 import io
 import json
 import logging
-from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import ValidationError
 
 from mae_core.runs import (
     CURVE_POINTS,
     RunFolder,
     RunInfo,
-    default_bench_dir,
-    default_runs_dir,
     find_run,
     list_runs,
     list_snapshots,
-    read_json_result,
 )
 
-from ..analysis_figures import (
-    ABLATION_FACTORS,
-    ABLATION_TITLES,
-    AblationResult,
-    BenchInfer,
-    BenchPeer,
-    BenchTrain,
-    ServeLatency,
-    ablation_figure,
-    bench_figure,
-    heat_table,
-    infer_figure,
-    infer_table,
-    latency_figure,
-    latency_table,
-    machine_facts,
-    paper_figures,
-    peer_figure,
-    peer_table,
-    run_figures,
-    throughput_figure,
-    throughput_table,
+from ..analysis_service import (
+    BENCH_FILES, HEAT_TABLES, ablations_dir, bench_dir, bench_train_file, load_ablation,
+    load_bench, load_bench_file, page_figures, run_curves, run_payload, runs_root, snapshot_list,
 )
-from ..paper_results import PaperResults, paper_results
+from ..figures import ABLATION_FACTORS, ServeLatency, heat_table
+from ..paper_results import paper_results
 from ..schemas import ErrorResponse
 from ..templating import templates
 
 log = logging.getLogger(__name__)
+Format = Literal["json", "csv"]
 
 # Validate the data file when the app is built: a broken edit fails start-up and the tests.
 PAPER = paper_results()
@@ -77,102 +54,6 @@ NOT_FOUND = {404: {"model": ErrorResponse, "description": "no such result, run, 
 # Routes with ?format=csv: the schema lists text/csv beside JSON (schemathesis checks it).
 CSV_OR_404 = {**NOT_FOUND, 200: {"content": {"text/csv": {"schema": {"type": "string"}}},
                                   "description": "JSON, or CSV with ?format=csv"}}
-
-HEAT_TABLES = (
-    ("table3", "table3_imagenet_comparison"),
-    ("table4", "table4_coco"),
-    ("table5", "table5_ade20k"),
-    ("table6", "table6_transfer_classification"),
-    ("table7", "table7_pixels_vs_tokens"),
-    ("table12", "table12_linear_probing_comparison"),
-    ("table13", "table13_robustness"),
-)
-Format = Literal["json", "csv"]
-
-
-class BenchFile(NamedTuple):
-    """A committed benchmark file: where it lives in the bench folder and what writes it."""
-
-    filename: str
-    model: type
-    command: str
-
-
-# name in /api/bench/{name} -> file; "train" (bench_train.json) has its own setting and route
-BENCH_FILES: dict[str, BenchFile] = {
-    "train_gpu": BenchFile("bench_train_gpu.json", BenchTrain,
-                           "mae bench train --device cuda --output bench-results/"
-                           "bench_train_gpu.json"),
-    "infer": BenchFile("bench_infer.json", BenchInfer, "mae bench infer"),
-    "infer_gpu": BenchFile("bench_infer_gpu.json", BenchInfer,
-                           "mae bench infer --device cuda --output bench-results/"
-                           "bench_infer_gpu.json"),
-    "peer": BenchFile("bench_peer.json", BenchPeer, "mae bench peer"),
-    "peer_gpu": BenchFile("bench_peer_gpu.json", BenchPeer,
-                          "mae bench peer --device cuda --output bench-results/bench_peer_gpu.json"),
-    "serve_latency": BenchFile("serve_latency.json", ServeLatency, "python -m mae_tools.serve_bench"),
-}
-
-
-# -- where files live ------------------------------------------------------------------------
-
-def _setting(request: Request, name: str) -> Any:
-    return getattr(getattr(request.app.state, "settings", None), name, None)
-
-
-def runs_root(request: Request) -> Path:
-    value = _setting(request, "runs_dir")
-    return Path(value) if value else default_runs_dir()
-
-
-def bench_dir(request: Request) -> Path:
-    value = _setting(request, "bench_dir")
-    return Path(value) if value else default_bench_dir()
-
-
-def bench_train_file(request: Request) -> Path:
-    value = _setting(request, "bench_train_file")
-    return Path(value) if value else bench_dir(request) / "bench_train.json"
-
-
-def ablations_dir(request: Request) -> Path:
-    return bench_dir(request) / "ablations"
-
-
-# -- loading "ours" result files ---------------------------------------------------------------
-
-def _load_result(path: Path, model: type, command: str) -> tuple[Any, str | None]:
-    """A result file validated by ``model``, or ``(None, reason)``; absent -> ``(None, None)``."""
-    try:
-        raw = read_json_result(path)
-    except (OSError, ValueError) as exc:
-        return None, f"{path.name} is not valid JSON: {exc}"
-    if raw is None:
-        return None, None
-    try:
-        return model.model_validate(raw), None
-    except ValidationError as exc:
-        return None, f"{path.name} does not match the `{command}` format: {exc}"
-
-
-def load_bench(path: Path) -> tuple[BenchTrain | None, str | None]:
-    """The benchmark file, or ``(None, reason)`` when it is absent or malformed."""
-    return _load_result(path, BenchTrain, "mae bench train")
-
-
-def load_bench_file(request: Request, name: str) -> tuple[Any, str | None]:
-    """One of ``BENCH_FILES`` from the bench folder, or ``(None, reason)``."""
-    spec = BENCH_FILES[name]
-    return _load_result(bench_dir(request) / spec.filename, spec.model, spec.command.split(" --")[0])
-
-
-def load_ablation(folder: Path, factor: str) -> tuple[AblationResult | None, str | None]:
-    path = folder / f"{factor}.json"
-    result, error = _load_result(path, AblationResult, "mae ablate")
-    if result is not None and result.factor != factor:
-        return None, f"{path.name} holds factor {result.factor!r}, expected {factor!r}"
-    return result, error
-
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -192,36 +73,15 @@ def _csv_response(rows: list[dict[str, Any]], filename: str,
 
 
 def _get_run(request: Request, run_id: str) -> RunInfo:
-    run = find_run(runs_root(request), run_id)
+    run = find_run(runs_root(request.app.state.settings), run_id)
     if run is None:
         raise HTTPException(404, f"no run {run_id!r}; GET /api/runs lists the runs")
     return run
 
 
-def _snapshot_list(run: RunInfo) -> list[dict[str, Any]]:
-    return [{"step": s.step, "url": f"/api/runs/{run.id}/snapshots/{s.step}"}
-            for s in list_snapshots(run.path)]
-
-
-def _run_curves(run: RunInfo) -> tuple[list[dict[str, Any]], int | None]:
-    """The run's figures from a downsampled curve (long runs), and its last logged step."""
-    rows, note = RunFolder(run.path).curve(CURVE_POINTS)
-    specs = run_figures(run.id, rows)
-    if note:
-        for spec in specs:
-            spec["notes"].append(f"{note['rows']} metrics lines drawn as {note['kept']} points: "
-                                 f"{note['rule']}; the CSV has every line.")
-    return specs, rows[-1]["step"] if rows else None
-
-
 MaxPoints = Annotated[int, Query(ge=0, le=1_000_000, description=(
     "without since_step: at most about this many lines, downsampled (first, last, min and max "
     "loss per bucket of steps; `downsampled` in the reply says so); 0 = every line"))]
-
-
-def _run_payload(run: RunInfo) -> dict[str, Any]:
-    return {**run.to_dict(), "metrics_url": f"/api/runs/{run.id}/metrics",
-            "snapshots_url": f"/api/runs/{run.id}/snapshots"}
 
 
 def _json_script(obj: Any) -> str:
@@ -230,89 +90,20 @@ def _json_script(obj: Any) -> str:
             .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-def page_figures(request: Request, results: PaperResults,
-                 run: RunInfo | None = None) -> dict[str, Any]:
-    """Every plotly spec the page draws, keyed by figure id, plus the state of "ours" files."""
-    bench, bench_error = load_bench(bench_train_file(request))
-    bench_gpu, bench_gpu_error = load_bench_file(request, "train_gpu")
-    figures = {f["id"]: f for f in paper_figures(results)}
-    figures["bench"] = bench_figure(results, bench, bench_gpu)
-    ablations: dict[str, dict[str, Any]] = {}
-    folder = ablations_dir(request)
-    for factor in ABLATION_FACTORS:
-        result, error = load_ablation(folder, factor)
-        spec = ablation_figure(results, factor, result)
-        figures[spec["id"]] = spec
-        ablations[factor] = {"present": result is not None, "error": error,
-                             "figure_id": spec["id"], "title": ABLATION_TITLES[factor],
-                             "meta": result.meta if result else None}
-    performance = performance_state(request)
-    for info in performance.values():
-        for spec in info.pop("specs"):
-            figures[spec["id"]] = spec
-    if run is not None:
-        for spec in _run_curves(run)[0]:
-            figures[spec["id"]] = spec
-    gpu_file = BENCH_FILES["train_gpu"]
-    return {"figures": figures, "bench": {"present": bench is not None, "error": bench_error,
-                                          "meta": bench.meta if bench else None,
-                                          "facts": machine_facts(bench.meta) if bench else [],
-                                          "path": str(bench_train_file(request))},
-            "bench_gpu": {"present": bench_gpu is not None, "error": bench_gpu_error,
-                          "meta": bench_gpu.meta if bench_gpu else None,
-                          "facts": machine_facts(bench_gpu.meta) if bench_gpu else [],
-                          "path": str(bench_dir(request) / gpu_file.filename),
-                          "command": gpu_file.command},
-            "ablations": ablations, "performance": performance}
-
-
-def performance_state(request: Request) -> dict[str, dict[str, Any]]:
-    """The Performance section: per benchmark file, its state, machine facts, charts and tables.
-
-    A file that is absent or malformed gets no chart, only ``error`` (malformed) and the
-    ``command`` that writes it.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    for name in ("infer", "infer_gpu", "peer", "peer_gpu", "serve_latency"):
-        spec = BENCH_FILES[name]
-        result, error = load_bench_file(request, name)
-        specs: list[dict[str, Any]] = []
-        tables: list[dict[str, Any]] = []
-        if isinstance(result, BenchInfer):
-            specs = [infer_figure(result, f"perf-{name.replace('_', '-')}", name)]
-            tables = [{"title": "All rows", "view": infer_table(result)}]
-        elif isinstance(result, BenchPeer):
-            specs = [peer_figure(result, f"perf-{name.replace('_', '-')}", name)]
-            tables = [{"title": "All rows", "view": peer_table(result)}]
-        elif isinstance(result, ServeLatency):
-            throughput = throughput_figure(result)
-            specs = [latency_figure(result)] + ([throughput] if throughput else [])
-            tables = [{"title": "Latency", "view": latency_table(result)}]
-            if result.throughput:
-                tables.append({"title": "Throughput", "view": throughput_table(result)})
-        meta = result.meta if result is not None else None
-        out[name] = {"present": result is not None, "error": error,
-                     "facts": machine_facts(meta) if meta else [],
-                     "figure_ids": [f["id"] for f in specs], "specs": specs, "tables": tables,
-                     "path": str(bench_dir(request) / spec.filename), "command": spec.command,
-                     "json_url": f"/api/bench/{name}"}
-    return out
-
-
 # -- page -------------------------------------------------------------------------------------
 
 @router.get("/analysis", response_class=HTMLResponse, include_in_schema=False,
             name="analysis_page")
 def analysis_page(request: Request, run: str | None = None) -> HTMLResponse:
     results = PAPER
-    runs = list_runs(runs_root(request))
+    runs = list_runs(runs_root(request.app.state.settings))
     selected = next((r for r in runs if r.id == run), runs[0] if runs else None)
-    state = page_figures(request, results, selected)
+    state = page_figures(request.app.state.settings, results, selected)
     tables = [{"id": anchor, "entry": results.get(name), "view": heat_table(results.get(name))}
               for anchor, name in HEAT_TABLES]
     run_state = None
     if selected is not None:
-        snaps = _snapshot_list(selected)
+        snaps = snapshot_list(selected)
         last = selected.last_metrics or {}
         run_state = {"id": selected.id, "status": selected.status,
                      "last_step": last.get("step"), "snapshots": snaps,
@@ -332,9 +123,9 @@ def analysis_page(request: Request, run: str | None = None) -> HTMLResponse:
         "runs": runs,
         "selected_run": selected,
         "run_state": run_state,
-        "runs_dir": str(runs_root(request)),
-        "ablations_dir": str(ablations_dir(request)),
-        "bench_dir": str(bench_dir(request)),
+        "runs_dir": str(runs_root(request.app.state.settings)),
+        "ablations_dir": str(ablations_dir(request.app.state.settings)),
+        "bench_dir": str(bench_dir(request.app.state.settings)),
     })
 
 
@@ -365,22 +156,22 @@ def figure_specs(request: Request, run: str | None = None) -> dict[str, Any]:
     selected = None
     if run is not None:
         selected = _get_run(request, run)
-    return page_figures(request, PAPER, selected)
+    return page_figures(request.app.state.settings, PAPER, selected)
 
 
 # -- runs ---------------------------------------------------------------------------------
 
 @router.get("/api/runs", summary="Training runs found in the runs folder, newest first")
 def runs_index(request: Request) -> dict[str, Any]:
-    root = runs_root(request)
-    return {"runs_dir": str(root), "runs": [_run_payload(r) for r in list_runs(root)]}
+    root = runs_root(request.app.state.settings)
+    return {"runs_dir": str(root), "runs": [run_payload(r) for r in list_runs(root)]}
 
 
 @router.get("/api/runs/{run_id}", responses=NOT_FOUND,
             summary="One run: config, summary, status, snapshots")
 def run_detail(request: Request, run_id: str) -> dict[str, Any]:
     run = _get_run(request, run_id)
-    return {**_run_payload(run), "snapshots": _snapshot_list(run)}
+    return {**run_payload(run), "snapshots": snapshot_list(run)}
 
 
 @router.get("/api/runs/{run_id}/metrics", responses=CSV_OR_404,
@@ -406,7 +197,7 @@ def run_metrics(request: Request, run_id: str,
             summary="Reconstruction snapshots of a run by step")
 def run_snapshots(request: Request, run_id: str) -> dict[str, Any]:
     run = _get_run(request, run_id)
-    return {"run": run.id, "snapshots": _snapshot_list(run)}
+    return {"run": run.id, "snapshots": snapshot_list(run)}
 
 
 @router.get("/api/runs/{run_id}/snapshots/{step}", responses=NOT_FOUND,
@@ -425,8 +216,8 @@ def run_snapshot(request: Request, run_id: str, step: int) -> FileResponse:
             summary="Plotly specs of a run's curves")
 def run_figure_specs(request: Request, run_id: str) -> dict[str, Any]:
     run = _get_run(request, run_id)
-    specs, last_step = _run_curves(run)
-    return {"run": _run_payload(run), "snapshots": _snapshot_list(run), "last_step": last_step,
+    specs, last_step = run_curves(run)
+    return {"run": run_payload(run), "snapshots": snapshot_list(run), "last_step": last_step,
             "figures": {f["id"]: f for f in specs}}
 
 
@@ -435,7 +226,7 @@ def run_figure_specs(request: Request, run_id: str) -> dict[str, Any]:
 @router.get("/api/bench/train", responses=CSV_OR_404,
             summary="Our `mae bench train` result (404 until it exists)")
 def bench_train(request: Request, format: Format = "json") -> Any:
-    path = bench_train_file(request)
+    path = bench_train_file(request.app.state.settings)
     bench, error = load_bench(path)
     if error:
         raise HTTPException(422, error)
@@ -454,12 +245,12 @@ def bench_file(request: Request, name: str, format: Format = "json") -> Any:
     if name not in BENCH_FILES:
         raise HTTPException(404, f"unknown benchmark {name!r}; known: train, "
                                  f"{', '.join(BENCH_FILES)}")
-    result, error = load_bench_file(request, name)
+    result, error = load_bench_file(request.app.state.settings, name)
     if error:
         raise HTTPException(422, error)
     spec = BENCH_FILES[name]
     if result is None:
-        raise HTTPException(404, f"no benchmark at {bench_dir(request) / spec.filename}; run "
+        raise HTTPException(404, f"no benchmark at {bench_dir(request.app.state.settings) / spec.filename}; run "
                                  f"`{spec.command}` to produce it")
     if format == "csv":
         if isinstance(result, ServeLatency):
@@ -475,7 +266,7 @@ def bench_file(request: Request, name: str, format: Format = "json") -> Any:
 
 @router.get("/api/ablations", summary="Which small-scale ablation results exist")
 def ablations_index(request: Request) -> dict[str, Any]:
-    folder = ablations_dir(request)
+    folder = ablations_dir(request.app.state.settings)
     out = {}
     for factor in ABLATION_FACTORS:
         result, error = load_ablation(folder, factor)
@@ -489,7 +280,7 @@ def ablations_index(request: Request) -> dict[str, Any]:
 def ablation(request: Request, factor: str, format: Format = "json") -> Any:
     if factor not in ABLATION_FACTORS:
         raise HTTPException(404, f"unknown factor {factor!r}; known: {', '.join(ABLATION_FACTORS)}")
-    result, error = load_ablation(ablations_dir(request), factor)
+    result, error = load_ablation(ablations_dir(request.app.state.settings), factor)
     if error:
         raise HTTPException(422, error)
     if result is None:

@@ -7,8 +7,8 @@ from fastapi.responses import JSONResponse
 
 import mae_core
 
+from ..checkpoint_cards import models_payload
 from ..deps import RegistryDep
-from ..registry import ModelRegistry, describe_card
 from ..schemas import HealthResponse, ModelsResponse, ReadyResponse
 
 router = APIRouter(prefix="/api", tags=["service"])
@@ -37,22 +37,6 @@ def ready(request: Request, registry: RegistryDep) -> JSONResponse:
         loaded=registry.loaded_ids(),
     )
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
-
-
-def models_payload(registry: ModelRegistry) -> ModelsResponse:
-    infos = registry.checkpoints()
-    loaded = set(registry.loaded_ids())
-    entries = [
-        {"id": info.id, "file": info.path.name, "card": info.card, "summary": describe_card(info.card),
-         "can_reconstruct": info.can_reconstruct and not info.error, "error": info.error,
-         "loaded": info.id in loaded, "default": info.id == registry.default_id}
-        for info in infos.values()
-    ]
-    return ModelsResponse.model_validate({
-        "default_model": registry.default_id, "default_present": registry.default_id in infos,
-        "default_state": registry.default_state, "default_message": registry.default_message,
-        "models": entries,
-    })
 
 
 @router.get("/models", response_model=ModelsResponse,

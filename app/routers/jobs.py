@@ -7,23 +7,14 @@ thread pool, never on the event loop.
 
 from __future__ import annotations
 
-import json
-import math
-import time
-from contextlib import contextmanager
-from typing import Annotated, Any, Iterator, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mae_core.train.fields import FIELDS_BY_NAME, MODEL_OVERRIDE_FIELDS
 from mae_service.jobs import (
-    STATES,
-    Job,
-    JobNotFoundError,
-    JobStateError,
-    JobStore,
     list_datasets,
     submit_pretrain,
 )
@@ -32,16 +23,17 @@ from mae_core.runs import CURVE_POINTS, RunFolder
 from mae_service.jobs.spec import PRETRAIN_FIELDS
 
 from ..deps import RegistryDep, SettingsDep
-from ..registry import ModelRegistry
 from ..fieldmodels import model_from_fields
+from ..job_access import (
+    NewStoreDep, StoreDep, existing, job_errors, job_payload, list_payload,
+)
+from ..registry import ModelRegistry
 from ..schemas import ErrorResponse
-from ..settings import Settings
 from ..strict_json import StrictJSONRoute
 
 router = APIRouter(prefix="/api", tags=["jobs"], route_class=StrictJSONRoute)
 
 LOG_TAIL_BYTES = 64 * 1024
-WORKER_SEEN_S = 30.0  # a worker that polled within this many seconds counts as online
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]  # mae_service.jobs.STATES
 
 
@@ -97,84 +89,6 @@ class JobList(BaseModel):
     jobs: list[JobView]
     counts: dict[str, int] = Field(description="jobs per state")
     workers: list[dict[str, Any]] = Field(description="workers seen in the last 30 s")
-
-
-def get_store(request: Request) -> JobStore | None:
-    """The job store in the data folder, or None while it does not exist: reading never creates
-    files. The first submission (or the first `mae worker`) creates it."""
-    store = getattr(request.app.state, "job_store", None)
-    if store is None:
-        settings: Settings = request.app.state.settings
-        if not settings.data.store.is_file():
-            return None
-        store = request.app.state.job_store = JobStore(settings.data.store)
-    return store
-
-
-def create_store(request: Request) -> JobStore:
-    """The job store, created with the data folder if needed (for submissions)."""
-    store = get_store(request)
-    if store is None:
-        settings: Settings = request.app.state.settings
-        store = request.app.state.job_store = JobStore(settings.data.ensure().store)
-    return store
-
-
-StoreDep = Annotated[JobStore | None, Depends(get_store)]
-NewStoreDep = Annotated[JobStore, Depends(create_store)]
-
-
-def existing(store: JobStore | None) -> JobStore:
-    """The store, or the "no such job" error when no job was ever submitted."""
-    if store is None:
-        raise JobNotFoundError("no job has been submitted yet; POST /api/jobs submits one")
-    return store
-
-
-@contextmanager
-def job_errors() -> Iterator[None]:
-    """Unknown job → 404, wrong state → 409 (JSON error bodies via the app's handler)."""
-    try:
-        yield
-    except JobNotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
-    except JobStateError as exc:
-        raise HTTPException(409, str(exc)) from None
-
-
-def _finite(value: Any) -> bool:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def job_payload(job: Job, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A job as the API and the pages show it: strict JSON always. A row whose params cannot be
-    read, or hold non-finite numbers, is shown with ``damaged`` saying why (and the rest kept)."""
-    base = f"/api/jobs/{job.id}"
-    data = job.to_dict(time.time())
-    data.pop("lease_expires", None)
-    data["damaged"] = job.params.get("damaged") if isinstance(job.params.get("damaged"), str) else None
-    if not _finite(data["params"]):
-        data["params"], data["damaged"] = {}, "stored params hold a non-finite number"
-    for key, value in data.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            data[key] = None
-    if events is not None and not _finite(events):
-        events = [e for e in events if _finite(e)]
-    data["links"] = {"self": base, "page": f"/train/jobs/{job.id}", "metrics": f"{base}/metrics",
-                     "logs": f"{base}/logs", "cancel": f"{base}/cancel", "retry": f"{base}/retry"}
-    data["events"] = events
-    return data
-
-
-def list_payload(store: JobStore | None, state: str | None = None, limit: int = 100) -> dict[str, Any]:
-    if store is None:
-        return {"jobs": [], "counts": {s: 0 for s in STATES}, "workers": []}
-    return {"jobs": [job_payload(j) for j in store.list_jobs(limit=limit, state=state)],
-            "counts": store.counts(), "workers": store.workers(WORKER_SEEN_S)}
 
 
 _ERRORS = {404: {"model": ErrorResponse, "description": "no job with this id"},

@@ -9,13 +9,12 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 
-from mae_core.masking import GRID_RATIO
+from mae_core.masking import GRID_RATIO, ordered_strategies
 
+from ..checkpoint_cards import models_payload
 from ..deps import RegistryDep, SettingsDep
 from ..errors import ServiceUnavailableError
 from ..templating import STATIC_DIR, plotly_js_path, templates
-from .api import models_payload
-from .reconstruct import ordered_strategies
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

@@ -17,8 +17,8 @@ from fastapi.responses import Response
 
 from mae_core.errors import InvalidParameterError
 from mae_core.figure import compose_figure, encode_image, to_png_bytes
-from mae_core.masking import check_strategy, list_strategies
-from mae_core.reconstruct import MAX_SEED
+from mae_core.fields import MASK_RATIO, SEED
+from mae_core.masking import MaskRequest, ordered_strategies
 
 from ..batcher import Job, JobResult
 from ..deps import BatcherDep, RegistryDep, SettingsDep
@@ -29,13 +29,6 @@ router = APIRouter(tags=["reconstruct"])
 
 MAX_MASK_CELLS = 64 * 64
 MAX_MASK_CHARS = 16 * MAX_MASK_CELLS  # room for spaces and newlines around every 0/1
-STRATEGY_ORDER = ("random", "block", "grid")  # the paper's default first
-
-
-def ordered_strategies() -> list[str]:
-    """Registered masking strategies, the paper's three first."""
-    known = list_strategies()
-    return [s for s in STRATEGY_ORDER if s in known] + [s for s in known if s not in STRATEGY_ORDER]
 
 NORM_PIX_NOTE = (
     "This checkpoint predicts normalised pixels (norm_pix_loss). To display its output, each "
@@ -48,8 +41,9 @@ _ERRORS = {
     409: "the checkpoint cannot reconstruct (encoder-only)",
     413: "upload too large (body bytes, or pixels read from the image header)",
     415: "unsupported file type (checked before decoding)",
-    422: "bad parameter: ratio outside (0, 1) or not finite, unknown strategy, unknown or "
-         "unusable checkpoint id, grid at a ratio other than 0.75, malformed mask",
+    422: "bad parameter: ratio outside (0, 1) or not finite, a ratio that removes no patch or "
+         "every patch of the image's grid, unknown strategy, unknown or unusable checkpoint id, "
+         "grid at a ratio other than 0.75, malformed mask",
     503: "queue full, too many requests in flight, shutting down, or the worker is not running; "
          "retry after Retry-After seconds (Retry-After-Ms: milliseconds)",
 }
@@ -130,6 +124,7 @@ def build_response(result: JobResult, resize: str, started: float,
         "model": model.name,
         "seed": rec.seed,
         "mask_ratio": rec.mask_ratio,
+        "requested_mask_ratio": rec.requested_mask_ratio,
         "strategy": rec.strategy,
         "resize": resize,
         "grid": list(rec.mask.shape),
@@ -173,15 +168,20 @@ async def reconstruct(
     batcher: BatcherDep,
     image: Annotated[UploadFile, File(
         description="the picture: JPEG, PNG, WebP, GIF, BMP or TIFF", examples=["fox.jpg"])],
+    # Bounds are documented from the FieldSpec and checked once, by MaskRequest.sampled.
     mask_ratio: Annotated[float, Form(
-        gt=0, lt=1, allow_inf_nan=False, description="fraction of patches to remove, strictly between 0 and 1 "
-        "(ignored when `mask` is sent; grid needs exactly 0.75)", examples=[0.75])] = 0.75,
+        description=f"fraction of patches to remove, {MASK_RATIO.bounds_text()} (ignored when "
+        "`mask` is sent; grid needs exactly 0.75; at a given image size it must remove at least "
+        "one patch and keep one)", examples=[0.75],
+        json_schema_extra={"exclusiveMinimum": MASK_RATIO.minimum,
+                           "exclusiveMaximum": MASK_RATIO.maximum})] = MASK_RATIO.default,
     strategy: Annotated[str, Form(
         description="masking strategy: random (paper default), block (BEiT-style) or grid "
         "(keeps one patch per 2x2 cell; ratio 0.75 only)", examples=["random"],
         json_schema_extra={"enum": ordered_strategies()})] = "random",
     seed: Annotated[int | None, Form(
-        ge=0, le=MAX_SEED, description="mask seed; omit to draw one (the reply says which)",
+        json_schema_extra={"minimum": SEED.minimum, "maximum": SEED.maximum},
+        description="mask seed; omit to draw one (the reply says which)",
         examples=[1234])] = None,
     model: Annotated[str | None, Form(
         max_length=200, description="checkpoint id from GET /api/models; omit for the default",
@@ -198,9 +198,9 @@ async def reconstruct(
         "patch grid with the image's aspect ratio", examples=["crop"])] = "crop",
 ) -> Any:
     started = time.perf_counter()
-    explicit = parse_mask(mask) if mask else None
-    if explicit is None:
-        check_strategy(strategy, mask_ratio)
+    # the one check of the mask fields; the request then travels unchanged to the model
+    wanted = (MaskRequest.from_mask(parse_mask(mask)) if mask
+               else MaskRequest.sampled(mask_ratio, strategy, seed))
     data = await image.read()
 
     def resolve_and_decode():  # one thread hop for both (each hop costs ~0.1 ms)
@@ -216,8 +216,7 @@ async def reconstruct(
 
     info, picture = await anyio.to_thread.run_sync(resolve_and_decode,
                                                    limiter=request.app.state.decode_limiter)
-    job = Job(model_id=info.id, image=picture, mask_ratio=mask_ratio, strategy=strategy,
-              seed=None if explicit is not None else seed, mask=explicit, resize=resize)
+    job = Job(model_id=info.id, image=picture, request=wanted, resize=resize)
     result: JobResult = await asyncio.wrap_future(batcher.submit(job))
     if wants_png(request.headers.get("accept")):
         png = await anyio.to_thread.run_sync(lambda: to_png_bytes(compose_figure(result.reconstruction)))

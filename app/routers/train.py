@@ -10,13 +10,12 @@ from fastapi.responses import HTMLResponse
 from mae_core import list_presets
 from mae_service.jobs import list_datasets, recipe_defaults
 from mae_service.jobs.spec import form_limits
-from mae_core.masking import GRID_RATIO
+from mae_core.masking import GRID_RATIO, ordered_strategies
 from mae_core.train.config import RECIPES
 
 from ..deps import RegistryDep, SettingsDep
+from ..job_access import WORKER_SEEN_S, StoreDep, existing, job_errors, job_payload, list_payload
 from ..templating import templates
-from .jobs import StoreDep, WORKER_SEEN_S, existing, job_errors, job_payload, list_payload
-from .reconstruct import ordered_strategies
 
 router = APIRouter(include_in_schema=False)
 

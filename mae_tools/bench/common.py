@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import platform
 import statistics
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
 from mae_core.io_utils import write_json_atomic
+from mae_core.results import cpu_model, machine_meta  # noqa: F401 - one definition, used by the benches
 
 log = logging.getLogger(__name__)
 
@@ -76,30 +75,6 @@ def matmul_gflops(device: torch.device, n: int | None = None, dtype: torch.dtype
     """Achieved GFLOP/s of an n x n x n matrix product: the machine's practical ceiling."""
     fn, flops = matmul_op(device, n, dtype)
     return flops / time_call(fn, device, repeats=5, warmup=2) / 1e9
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_meta(device: torch.device) -> dict[str, Any]:
-    meta = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_model(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "device": str(device),
-        "python": platform.python_version(),
-    }
-    if device.type == "cuda":
-        meta["gpu"] = torch.cuda.get_device_name(device)
-    return meta
 
 
 def vit_block_flops(tokens: int, dim: int, depth: int) -> float:

@@ -40,6 +40,7 @@
     resize: $("#resize"),
     showGrid: $("#show-grid"),
     heatAll: $("#heat-all"),
+    heatFixed: $("#heat-fixed"),
     busy: $("#busy"),
     download: $("#download"),
     error: $("#error"),
@@ -327,6 +328,8 @@
     }));
   }
 
+  const HEAT_FIXED_MAX = 3000; // squared 0-255 error: ~13 dB PSNR, where reconstructions are poor
+
   function renderHeatmap(result) {
     const target = $("#heatmap");
     if (!window.Plotly) {
@@ -338,14 +341,17 @@
     const text = result.mask.map((row) => row.map((v) => (v ? "removed" : "visible")));
     const data = [{
       type: "heatmap", z, text, colorscale: "Viridis",
+      // a fixed range compares views and images; otherwise each view spans its own min..max
+      ...(els.heatFixed && els.heatFixed.checked ? { zmin: 0, zmax: HEAT_FIXED_MAX, zauto: false } : {}),
       hovertemplate: "row %{y}, col %{x}<br>MSE %{z:.1f}<br>%{text}<extra></extra>",
       colorbar: { title: { text: "MSE", side: "right" }, thickness: 12 },
       xgap: 1, ygap: 1,
     }];
     const layout = {
       margin: { l: 36, r: 10, t: 8, b: 30 },
-      yaxis: { autorange: "reversed", scaleanchor: "x", constrain: "domain", title: { text: "patch row" } },
-      xaxis: { constrain: "domain", title: { text: "patch column" }, side: "bottom" },
+      yaxis: { autorange: "reversed", scaleanchor: "x", constrain: "domain", zeroline: false,
+               title: { text: "patch row" } },
+      xaxis: { constrain: "domain", zeroline: false, title: { text: "patch column" }, side: "bottom" },
       plot_bgcolor: "#e9ecf0", paper_bgcolor: "rgba(0,0,0,0)",
       font: { family: "system-ui, sans-serif", size: 11, color: "#1c2330" },
     };
@@ -586,6 +592,9 @@
     document.body.classList.toggle("show-grid", els.showGrid.checked);
   });
   els.heatAll.addEventListener("change", () => {
+    if (state.single) renderHeatmap(state.single);
+  });
+  els.heatFixed.addEventListener("change", () => {
     if (state.single) renderHeatmap(state.single);
   });
 

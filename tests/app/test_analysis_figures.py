@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.analysis_figures import (
+from app.figures import (
     AblationResult,
     BenchInfer,
     BenchPeer,

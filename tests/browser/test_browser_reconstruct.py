@@ -330,3 +330,27 @@ def test_state_lives_in_the_url_and_a_link_restores_it(browser, page, server):
         assert url_params(other)["model"] == "mae-lab-default"
         assert not other.problems, other.problems
     assert not page.problems, page.problems
+
+
+def test_heatmap_has_no_zeroline_and_offers_a_fixed_scale(page, server):
+    page.goto(server + "/")
+    page.set_input_files("#file-input", files=[{"name": "p.png", "mimeType": "image/png",
+                                                 "buffer": _photo_png()}])
+    page.wait_for_selector("#heatmap .main-svg")
+    layout = page.evaluate("() => { const l = document.querySelector('#heatmap').layout;"
+                           " return [l.xaxis.zeroline, l.yaxis.zeroline]; }")
+    assert layout == [False, False]  # no line through column 0
+    trace = "() => { const d = document.querySelector('#heatmap').data[0]; return [d.zmin, d.zmax]; }"
+    assert page.evaluate(trace) == [None, None]  # default: each view spans its own range
+    page.check("#heat-fixed")
+    page.wait_for_function("document.querySelector('#heatmap').data[0].zmax === 3000")
+    assert page.evaluate(trace) == [0, 3000]
+    page.check("#heat-all")  # another view keeps the fixed range
+    page.wait_for_function("document.querySelector('#heatmap').data[0].z.flat().every(v => v !== null)")
+    assert page.evaluate(trace) == [0, 3000]
+
+
+def _photo_png() -> bytes:
+    from mae_tools.testing import png_bytes
+
+    return png_bytes(synthetic_photo(320, 240, seed=4))

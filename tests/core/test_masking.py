@@ -85,3 +85,20 @@ def test_same_seed_same_mask_on_gpu(strategy, tiny_model):
     model = tiny_model.cuda()
     gpu = model.mask_indices(2, (4, 4), torch.device("cuda"), 0.75, scores).mask
     assert torch.equal(cpu, gpu.cpu())
+
+
+@pytest.mark.parametrize("strategy,ratio", [("random", 0.75), ("random", 0.4), ("block", 0.5),
+                                            ("grid", 0.75)])
+def test_reconstruction_masks_equal_the_sampled_masks(strategy, ratio, tiny_model):
+    # the reconstructor sends scores as the model's noise; the masks are those of sample_mask
+    from PIL import Image
+
+    from mae_core import Reconstructor
+
+    r = Reconstructor(tiny_model, device="cpu")
+    photo = Image.new("RGB", (64, 64), (120, 80, 40))
+    for seed in (0, 5, 99):
+        rec = r.reconstruct(photo, mask_ratio=ratio, strategy=strategy, seed=seed)
+        want = sample_mask(strategy, 1, (4, 4), ratio, make_generator(seed))[0]
+        assert torch.equal(torch.from_numpy(rec.mask).float(), want)
+        assert rec.requested_mask_ratio == ratio

@@ -15,6 +15,7 @@ from app import Settings, create_app
 from app.batcher import Batcher, Job
 from app.errors import QueueFullError
 from app.registry import ModelRegistry
+from mae_core.masking import MaskRequest
 from mae_tools.testing import call_asgi, png_bytes, reconstruct_form, synthetic_photo, write_checkpoint
 from support.app_helpers import gate_worker, wait_for
 
@@ -65,7 +66,7 @@ def test_the_queue_never_grows_past_its_bound(folder):
         accepted, refused = [], []
         for i in range(2000):
             try:
-                accepted.append(batcher.submit(Job(model_id=MODEL, image=image, seed=i)))
+                accepted.append(batcher.submit(Job(model_id=MODEL, image=image, request=MaskRequest(seed=i))))
             except QueueFullError as exc:
                 refused.append(exc.retry_after_ms)
             assert batcher.pending <= 8
@@ -75,7 +76,7 @@ def test_the_queue_never_grows_past_its_bound(folder):
         for future in accepted:
             future.result(30)
         wait_for(lambda: batcher.pending == 0)
-        batcher.submit(Job(model_id=MODEL, image=image, seed=1)).result(30)  # room again
+        batcher.submit(Job(model_id=MODEL, image=image, request=MaskRequest(seed=1))).result(30)  # room again
     finally:
         gate.set()
         batcher.stop()

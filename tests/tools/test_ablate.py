@@ -22,6 +22,7 @@ def test_ablation_trains_each_value_and_scores_it(tmp_path):
     assert [r["value"] for r in result["rows"]] == [1, 2]
     assert all(r["recon_loss"] > 0 for r in result["rows"])
     assert (tmp_path / "runs" / "ablate-decoder_depth-2" / "model.safetensors").exists()
+    assert {"date", "cpu", "torch", "device"} <= set(result["meta"])  # like the benchmarks
 
 
 def test_ablate_cli_writes_the_file_the_analysis_page_reads(tmp_path, monkeypatch):
@@ -34,7 +35,7 @@ def test_ablate_cli_writes_the_file_the_analysis_page_reads(tmp_path, monkeypatc
                  "--output", str(cfg_out)])
     assert code == 0
     result = json.loads(cfg_out.read_text())
-    from app.analysis_figures import AblationResult
+    from app.figures import AblationResult
 
     parsed = AblationResult.model_validate(result)
     assert parsed.factor == "mask_ratio" and [r.value for r in parsed.rows] == [0.5, 0.75]
