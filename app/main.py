@@ -120,6 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     jobs = _optional_router("jobs")
     if jobs is not None:
         app.include_router(jobs.router)
+        from .eval_jobs import router as eval_router  # evaluation results
+
+        app.include_router(eval_router)
     app.state.nav = nav
     document_common_errors(app, exempt=EXEMPT)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
