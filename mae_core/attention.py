@@ -10,6 +10,7 @@ fused kernel applies.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -34,7 +35,7 @@ def cls_attention(model: MaskedAutoencoderViT, imgs: torch.Tensor, masking: Mask
     grid = model.grid_of(imgs)
     x = model.encoder_tokens(imgs, masking)
     x = run_blocks(model.blocks[:-1], x, model._plain_encoder)
-    block = model.blocks[-1]
+    block: Any = model.blocks[-1]  # untyped: nn.Module.__getattr__ types attributes Tensor | Module
     attn = block.attn
     batch, tokens, _ = x.shape
     qkv = attn.qkv(block.norm1(x)).reshape(batch, tokens, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4)

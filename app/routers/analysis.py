@@ -40,6 +40,7 @@ from mae_core.runs import (
     read_json_result,
 )
 
+from ..eval_results_view import evaluation_rows
 from ..analysis_figures import (
     ABLATION_FACTORS,
     ABLATION_TITLES,
@@ -328,6 +329,7 @@ def analysis_page(request: Request, run: str | None = None) -> HTMLResponse:
         "performance": state["performance"],
         "ablations": state["ablations"],
         "tables": tables,
+        "evaluations": evaluation_rows(request),  # our evaluation jobs (app/eval_results_view.py)
         "table2_view": heat_table(results.get("table2_wall_clock")),
         "runs": runs,
         "selected_run": selected,

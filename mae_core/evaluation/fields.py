@@ -46,6 +46,9 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec(BLR.name, float, BLR.help + " (paper: 0.1, LARS)", default=0.1, minimum=0,
                   maximum=10, exclusive_minimum=True),
         FieldSpec(WARMUP.name, float, WARMUP.help, default=10.0, minimum=0, maximum=10_000),
+        FieldSpec("optimizer", str, "lars (the paper's; its trust ratio moves a fresh head "
+                  "slowly, so tiny datasets need many steps) or sgd (momentum 0.9)",
+                  default="lars", choices=("lars", "sgd")),
         FieldSpec("mode", str, "fast: cached centre-crop features; paper: augmented crops every epoch",
                   default="fast", choices=("fast", "paper")),
         FieldSpec(POOL.name, str, POOL.help, default="cls", choices=POOL.choices),

@@ -64,7 +64,7 @@ def test_knn_job_separates_two_colours(client):
 
 def test_linprobe_and_finetune_jobs_run_end_to_end(client):
     _, lin = run_job(client, {"kind": "linprobe", "checkpoint": "mae-lab-default", "dataset": "colours",
-                              "epochs": 5, "batch_size": 8, "warmup_epochs": 1, "device": "cpu"})
+                              "epochs": 5, "batch_size": 8, "warmup_epochs": 1, "blr": 0.1, "optimizer": "sgd", "device": "cpu"})
     assert [c["epoch"] for c in lin["curves"]] == [1, 2, 3, 4, 5] and lin["top1"] >= 75.0
     assert len(lin["confusion"]) == 2 and "5 epochs" in lin["schedule"]
     _, ft = run_job(client, {"kind": "finetune", "checkpoint": "mae-lab-default", "dataset": "colours",
