@@ -71,6 +71,10 @@ class ReconstructResponse(BaseModel):
     note: str | None = Field(default=None, description="a caveat to show beside the figure",
                              examples=[None])
     panels: Panels
+    attention: dict[str, Any] | None = Field(
+        default=None, description="with attention=true: the last encoder block's cls-to-patch "
+        "attention, `heads` [H][rows][cols] and `mean` [rows][cols], each scaled to a maximum of "
+        "1 (`scale` has the raw maxima); null for removed patches")
 
 
 class CardSummary(BaseModel):

@@ -51,3 +51,16 @@ def cls_attention(model: MaskedAutoencoderViT, imgs: torch.Tensor, masking: Mask
         full.scatter_(2, masking.ids_keep[:, None, :].expand(-1, attn.num_heads, -1), cls_row)
     heads = full.reshape(batch, attn.num_heads, *grid)
     return AttentionMaps(heads=heads.cpu(), mean=heads.mean(dim=1).cpu())
+
+
+def reconstruction_attention(reconstructor: Any, prepared: Any, mask: Any) -> AttentionMaps:
+    """The maps for one image a ``Reconstructor`` reconstructed: ``prepared`` its
+    ``PreparedImage``, ``mask`` the grid mask it used (1 = removed), so the maps are over exactly
+    the patches the reconstruction saw. Runs in float32, under the reconstructor's lock."""
+    from .masking import indices_from_mask
+
+    model = reconstructor.model
+    x = prepared.tensor[None].to(reconstructor.device)
+    flat = torch.as_tensor(mask).reshape(1, -1).to(reconstructor.device)
+    with reconstructor._lock, torch.inference_mode():
+        return cls_attention(model, x, indices_from_mask(flat))

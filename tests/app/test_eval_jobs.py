@@ -92,3 +92,19 @@ def test_bad_evaluation_requests_are_422(client, body, words):
     assert resp.status_code == 422, resp.text
     for word in words:
         assert word in resp.json()["message"], resp.json()["message"]
+
+
+def test_reconstruct_returns_attention_maps_over_the_visible_patches(client):
+    from mae_tools.testing import png_bytes, synthetic_photo
+
+    files = {"image": ("photo.png", png_bytes(synthetic_photo()), "image/png")}
+    plain = client.post("/reconstruct", files=files, data={"seed": "3"})
+    assert plain.status_code == 200 and plain.json().get("attention") is None
+    body = client.post("/reconstruct", files=files, data={"seed": "3", "attention": "true"}).json()
+    att, mask = body["attention"], body["mask"]
+    assert att["num_heads"] == len(att["heads"]) >= 1 and len(att["mean"]) == len(mask)
+    for grid in [att["mean"], *att["heads"]]:
+        cells = [(v, m) for row, mrow in zip(grid, mask) for v, m in zip(row, mrow)]
+        assert all((v is None) == (m == 1) for v, m in cells)  # removed patches: no attention
+        assert max(v for v, _ in cells if v is not None) == 1.0
+    assert body["panels"] == plain.json()["panels"]  # the reconstruction itself is unchanged
