@@ -24,6 +24,7 @@ from .batcher import Batcher
 from .errors import document_common_errors, install_error_handlers
 from .middleware import BodyLimitMiddleware
 from .registry import ModelRegistry
+from . import eval_jobs
 from .routers import analysis, api, checkpoints, features, jobs, pages, reconstruct, train
 from .settings import Settings
 from .templating import STATIC_DIR
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analysis.router)
     app.include_router(train.router)
     app.include_router(jobs.router)
+    app.include_router(eval_jobs.router)
     app.state.nav = [{"href": "/", "label": "Reconstruct"}, {"href": "/models", "label": "Models"},
                      {"href": "/features", "label": "Features"},
                      {"href": "/analysis", "label": "Analysis"}, {"href": "/train", "label": "Train"}]

@@ -74,6 +74,12 @@ class ReconstructResponse(BaseModel):
     note: str | None = Field(default=None, description="a caveat to show beside the figure",
                              examples=[None])
     panels: Panels
+    attention: dict[str, Any] | None = Field(
+        default=None, description="with attention=true: the last encoder block's cls-to-patch "
+        "attention, `heads` [H][rows][cols] and `mean` [rows][cols], each scaled to a maximum of "
+        "1 (`scale` has the raw maxima); null for removed patches",
+        examples=[{"block": 11, "num_heads": 1, "heads": [[[1.0, None], [0.42, 0.1]]],
+                   "mean": [[1.0, None], [0.42, 0.1]], "scale": {"heads": [0.31], "mean": 0.31}}])
 
 
 class CardSummary(BaseModel):

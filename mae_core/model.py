@@ -165,6 +165,12 @@ class MaskedAutoencoderViT(nn.Module):
     ) -> torch.Tensor:
         """Encode the visible patches. Returns latent [N, 1+K, D] (or [N, 1+L, D] with
         ``encoder_mask_tokens``, where removed patches are replaced by a learned token)."""
+        x = run_blocks(self.blocks, self.encoder_tokens(imgs, masking), self._plain_encoder)
+        return self.norm(x)
+
+    def encoder_tokens(self, imgs: torch.Tensor, masking: MaskIndices) -> torch.Tensor:
+        """The encoder's input before its first block: cls + embedded visible patches, with
+        position embeddings, [N, 1+K, D] (the attention maps start their own pass here)."""
         grid = self.grid_of(imgs)
         pos = self._pos_table("encoder", grid)
         if self.config.encoder_mask_tokens:
@@ -175,9 +181,7 @@ class MaskedAutoencoderViT(nn.Module):
         else:
             x = self._embed_visible(imgs, masking.ids_keep) + _gather_tokens(pos[:, 1:, :], masking.ids_keep)
         cls = (self.cls_token + pos[:, :1, :]).expand(x.shape[0], -1, -1)
-        x = torch.cat([cls, x], dim=1)  # [N, 1+K, D]
-        x = run_blocks(self.blocks, x, self._plain_encoder)
-        return self.norm(x)
+        return torch.cat([cls, x], dim=1)  # [N, 1+K, D]
 
     def forward_decoder(
         self, latent: torch.Tensor, masking: MaskIndices, grid: tuple[int, int] | None = None

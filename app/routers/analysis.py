@@ -38,6 +38,7 @@ from ..analysis_service import (
     BENCH_FILES, HEAT_TABLES, ablations_dir, bench_dir, bench_train_file, load_ablation,
     load_bench, load_bench_file, page_figures, run_curves, run_payload, runs_root, snapshot_list,
 )
+from ..eval_results_view import evaluation_rows
 from ..figures import ABLATION_FACTORS, ServeLatency, heat_table
 from ..paper_results import paper_results
 from ..schemas import ErrorResponse
@@ -119,6 +120,7 @@ def analysis_page(request: Request, run: str | None = None) -> HTMLResponse:
         "performance": state["performance"],
         "ablations": state["ablations"],
         "tables": tables,
+        "evaluations": evaluation_rows(request),  # our evaluation jobs (app/eval_results_view.py)
         "table2_view": heat_table(results.get("table2_wall_clock")),
         "runs": runs,
         "selected_run": selected,

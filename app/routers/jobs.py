@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,10 +19,13 @@ from mae_service.jobs import (
     submit_pretrain,
 )
 from mae_core.errors import InvalidParameterError
+from mae_service.jobs.evaluation import describe_labels
+from mae_service.jobs.spec import PRETRAIN
 from mae_core.runs import CURVE_POINTS, RunFolder
 from mae_service.jobs.spec import PRETRAIN_FIELDS
 
 from ..deps import RegistryDep, SettingsDep
+from ..eval_jobs import submit_evaluation, validated
 from ..fieldmodels import model_from_fields
 from ..job_access import (
     NewStoreDep, StoreDep, existing, job_errors, job_payload, list_payload,
@@ -98,13 +101,21 @@ _ERRORS = {404: {"model": ErrorResponse, "description": "no job with this id"},
 @router.post("/jobs", status_code=201, response_model=JobView, summary="Submit a pretraining job",
              responses={422: {"model": ErrorResponse, "description": "a field to change (the "
                                                                        "message says which)"}})
-def submit(body: JobRequest, store: NewStoreDep, settings: SettingsDep,  # type: ignore[valid-type]
+def submit(raw: Annotated[dict[str, Any], Body(description=(
+               "a JobRequest (pretraining, the default) or, with kind knn | linprobe | finetune, "
+               "an EvalJobRequest"))], store: NewStoreDep, settings: SettingsDep,
            registry: RegistryDep) -> dict[str, Any]:
     """Queue a pretraining job on a dataset under the data roots; a `mae worker` runs it.
+    With `"kind": "knn" | "linprobe" | "finetune"` it queues an evaluation of `checkpoint` on a
+    labelled `dataset` instead (fields: app.eval_jobs.EvalJobRequest).
 
     Example: `curl -X POST localhost:8000/api/jobs -H 'content-type: application/json'
     -d '{"dataset": "corpus", "model": "mae_vit_tiny_patch16", "epochs": 5}'`
     """
+    if raw.get("kind", PRETRAIN) != PRETRAIN:  # evaluation jobs (app/eval_jobs.py)
+        job = submit_evaluation(raw, store, settings, registry)
+        return job_payload(job, store.events(job.id))
+    body: JobRequest = validated(JobRequest, {k: v for k, v in raw.items() if k != "kind"})
     params = body.model_dump(exclude_none=True, exclude={"max_attempts"})
     job = submit_pretrain(store, settings.data_roots, params,
                           max_attempts=body.max_attempts or settings.job_max_attempts,  # type: ignore[attr-defined]
@@ -219,4 +230,5 @@ def logs(job_id: str, store: StoreDep, settings: SettingsDep,
 @router.get("/datasets", summary="Datasets a job may train on: folders of images under the data roots")
 def datasets(settings: SettingsDep) -> dict[str, Any]:
     return {"roots": [str(r) for r in settings.data_roots],
-            "datasets": [d.to_dict() for d in list_datasets(settings.data_roots)]}
+            "datasets": [{**d.to_dict(), **describe_labels(d.path)}  # labels: evaluation jobs
+                         for d in list_datasets(settings.data_roots)]}

@@ -20,6 +20,7 @@ from mae_core.figure import compose_figure, encode_image, to_png_bytes
 from mae_core.fields import MASK_RATIO, SEED
 from mae_core.masking import MaskRequest, ordered_strategies
 
+from ..attention_view import attention_payload
 from ..batcher import Job, JobResult
 from ..deps import BatcherDep, RegistryDep, SettingsDep
 from ..images import decode_image
@@ -104,10 +105,11 @@ def _b64(panel: np.ndarray, fmt: str) -> str:
     return base64.b64encode(encode_image(panel, fmt)).decode("ascii")
 
 
-def render_json(result: JobResult, resize: str, started: float, panel_format: str = "png") -> bytes:
+def render_json(result: JobResult, resize: str, started: float, panel_format: str = "png",
+                extra: dict[str, Any] | None = None) -> bytes:
     """The JSON body, encoded here (off the event loop) rather than by FastAPI on it; the
     response model still documents it (and the tests check the body against it)."""
-    body = build_response(result, resize, started, panel_format)
+    body = {**build_response(result, resize, started, panel_format), **(extra or {})}
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -196,6 +198,10 @@ async def reconstruct(
     resize: Annotated[Literal["crop", "keep-aspect"], Form(
         description="crop: resize the short side and centre-crop (default); keep-aspect: a "
         "patch grid with the image's aspect ratio", examples=["crop"])] = "crop",
+    attention: Annotated[bool, Form(
+        description="also return the last encoder block's cls-to-patch attention per head and "
+        "its head mean over the visible patches (`attention` in the reply; app/attention_view.py)",
+        examples=[False])] = False,
 ) -> Any:
     started = time.perf_counter()
     # the one check of the mask fields; the request then travels unchanged to the model
@@ -224,5 +230,8 @@ async def reconstruct(
         headers = {"X-MAE-Model": info.id, "X-MAE-Seed": "" if rec.seed is None else str(rec.seed),
                    "Content-Disposition": 'inline; filename="reconstruction.png"'}
         return Response(png, media_type="image/png", headers=headers)
-    body = await anyio.to_thread.run_sync(render_json, result, resize, started, panel_format)
+    extra = None
+    if attention:  # attention maps (app/attention_view.py)
+        extra = {"attention": await anyio.to_thread.run_sync(attention_payload, result, picture, resize)}
+    body = await anyio.to_thread.run_sync(render_json, result, resize, started, panel_format, extra)
     return Response(body, media_type="application/json")

@@ -131,3 +131,36 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float
     top = logits.topk(max(ks), dim=1).indices
     return {f"top{k}": 100.0 * (top[:, :k] == labels[:, None]).any(dim=1).float().mean().item()
             for k in ks}
+
+
+def labelled_classes(root: str | Path) -> dict[str, int] | None:
+    """class → image count for a labelled folder (``root/<class>/...``, or ``root/train/<class>``
+    when it has ``train/`` and ``val/``), or None when it has fewer than two classes with images."""
+    root = Path(root)
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        root = root / "train"
+    try:
+        children = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    except OSError:
+        return None
+    counts = {d.name: sum(1 for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) for d in children}
+    counts = {k: v for k, v in counts.items() if v}
+    return counts if len(counts) >= 2 else None
+
+
+def holdout_split(root: str | Path, dest: str | Path, val_every: int = 5) -> tuple[Path, Path]:
+    """(train folder, val folder) of a labelled dataset. A dataset with ``train/`` and ``val/``
+    is used as it is; otherwise every ``val_every``-th image of each class (file-name order)
+    is held out, materialised as symlinks under ``dest/train`` and ``dest/val`` (no copies)."""
+    root, dest = Path(root), Path(dest)
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        return root / "train", root / "val"
+    for name in labelled_classes(root) or {}:
+        files = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        for i, path in enumerate(files):
+            split = "val" if i % val_every == val_every - 1 else "train"
+            link = dest / split / name / f"{i:06d}{path.suffix.lower()}"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.is_symlink():
+                link.symlink_to(path.resolve())
+    return dest / "train", dest / "val"

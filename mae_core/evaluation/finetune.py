@@ -22,7 +22,7 @@ import random
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from ..model import MaskedAutoencoderViT
 from ..precision import autocast, autocast_dtype
 from ..reconstruct import pick_device
 from ..train.schedule import base_lr, lr_at
+from .report import classification_report
 from .data import (FINETUNE_AUTO_AUGMENT, LabelledImageFolder, eval_transform,
                    finetune_train_transform, topk_accuracy)
 
@@ -245,12 +246,18 @@ def make_criterion(config: FinetuneConfig, num_classes: int):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device) -> dict[str, float]:
+    return topk_accuracy(*predict(model, loader, device))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits [N, C] and labels [N] of the whole loader."""
     model.eval()
     logits, labels = [], []
     for x, y in loader:
         logits.append(model(x.to(device)).float().cpu())
         labels.append(y)
-    return topk_accuracy(torch.cat(logits), torch.cat(labels))
+    return torch.cat(logits), torch.cat(labels)
 
 
 def _seed_everything(seed: int) -> None:
@@ -260,8 +267,10 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def finetune(config: FinetuneConfig, model: MaskedAutoencoderViT | None = None) -> dict[str, Any]:
-    """Fine-tune a pretrained encoder; writes ``finetune.json`` in ``output_dir`` if set."""
+def finetune(config: FinetuneConfig, model: MaskedAutoencoderViT | None = None,
+             on_epoch: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+    """Fine-tune a pretrained encoder; writes ``finetune.json`` in ``output_dir`` if set.
+    ``on_epoch(record)`` after each epoch (a job's progress); when it returns True the run stops."""
     _seed_everything(config.seed)
     device = pick_device(config.device)
     base = model or load_model(config.checkpoint)
@@ -307,14 +316,19 @@ def finetune(config: FinetuneConfig, model: MaskedAutoencoderViT | None = None) 
             loss.backward()
             opt.step()
             total += loss.item()
-        acc = evaluate(clf, val_loader, device)
+        logits, labels = predict(clf, val_loader, device)
+        acc = topk_accuracy(logits, labels)
         history.append({"epoch": epoch + 1, "loss": total / len(loader), **acc})
         if best is None or acc["top1"] > best["top1"]:
             best = {"epoch": epoch + 1, **acc}
+        if on_epoch is not None and on_epoch(history[-1]):
+            break
     trainable = sum(p.numel() for p in clf.parameters() if p.requires_grad)
     result = {"protocol": "finetune", "config": asdict(cfg), "size_recipe": size_name,
               "input_size": size, "classes": train_set.classes, "num_train": len(train_set),
               "num_val": len(val_set), "trainable_params": trainable,
+              **{k: v for k, v in history[-1].items() if k.startswith("top")},
+              **classification_report(logits, labels, train_set.classes),  # the last epoch's
               **{k: v for k, v in history[-1].items() if k.startswith("top")},
               "best": best, "history": history}
     if cfg.output_dir:

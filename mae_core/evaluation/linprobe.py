@@ -36,6 +36,7 @@ from ..train.schedule import base_lr, lr_at
 from .data import LabelledImageFolder, eval_transform, linprobe_train_transform, topk_accuracy
 from .finetune import POOLS, MAEClassifier
 from .lars import LARS
+from .report import classification_report
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +123,14 @@ def _augmented_batches(extractor: nn.Module, dataset: Dataset, config: LinprobeC
     return epoch_batches, len(loader)
 
 
+EpochFn = Callable[[dict[str, Any]], bool]  # called after each epoch; True stops the run
+
+
 def train_linear_head(batches: Batches, steps: int, dim: int, num_classes: int,
-                      config: LinprobeConfig, device) -> tuple[nn.Module, list[dict[str, Any]]]:
-    """Train BN + linear head on feature batches; returns the head and the loss history."""
+                      config: LinprobeConfig, device,
+                      on_epoch: EpochFn | None = None) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """Train BN + linear head on feature batches; returns the head and the loss history.
+    ``on_epoch(record)`` after each epoch (a job's progress); when it returns True the run stops."""
     linear = nn.Linear(dim, num_classes)
     nn.init.trunc_normal_(linear.weight, std=0.01)  # main_linprobe.py, after MoCo v3
     nn.init.zeros_(linear.bias)
@@ -148,10 +154,13 @@ def train_linear_head(batches: Batches, steps: int, dim: int, num_classes: int,
             opt.step()
             total += loss.item()
         history.append({"epoch": epoch + 1, "loss": total / steps})
+        if on_epoch is not None and on_epoch(history[-1]):
+            break
     return head.eval(), history
 
 
-def linear_probe(config: LinprobeConfig, model: MaskedAutoencoderViT | None = None) -> dict[str, Any]:
+def linear_probe(config: LinprobeConfig, model: MaskedAutoencoderViT | None = None,
+                 on_epoch: EpochFn | None = None) -> dict[str, Any]:
     """Run a linear probe; writes ``linprobe.json`` in ``output_dir`` if set, returns the result."""
     if config.mode not in MODES:
         raise InvalidParameterError(f"linear-probe mode must be one of {', '.join(MODES)}, got {config.mode!r}")
@@ -174,12 +183,13 @@ def linear_probe(config: LinprobeConfig, model: MaskedAutoencoderViT | None = No
     vx, vy = extract_features(extractor, val_set, device, num_workers=config.num_workers,
                               desc="val features")
     head, history = train_linear_head(batches, steps, extractor.num_features,
-                                      len(train_set.classes), config, device)
+                                      len(train_set.classes), config, device, on_epoch)
     with torch.no_grad():
-        accuracy = topk_accuracy(head(vx.to(device)).cpu(), vy)
+        logits = head(vx.to(device)).cpu()
+    accuracy = topk_accuracy(logits, vy)
     result = {"protocol": "linprobe", "config": asdict(config), "input_size": size,
               "classes": train_set.classes, "num_train": len(train_set), "num_val": len(val_set),
-              **accuracy, "history": history}
+              **classification_report(logits, vy, train_set.classes), **accuracy, "history": history}
     if config.output_dir:
         write_json_atomic(Path(config.output_dir) / "linprobe.json", result)
     log.info("linear probe: %s", ", ".join(f"{k} {v:.2f}%" for k, v in accuracy.items()))

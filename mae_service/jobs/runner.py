@@ -73,3 +73,8 @@ def run_pretrain(job: Job, data_dir: DataDir, should_stop: StopFn, on_progress: 
 
 RUNNERS: dict[str, Callable[[Job, DataDir, StopFn, ProgressFn, FenceFn], Outcome]] = {
     PRETRAIN: run_pretrain}
+
+# Evaluation jobs (k-NN, linear probe, fine-tuning); imported here, after Outcome, which they use.
+from mae_service.jobs.evaluation import EVAL_RUNNERS  # noqa: E402
+
+RUNNERS.update(EVAL_RUNNERS)

@@ -41,6 +41,9 @@
     showGrid: $("#show-grid"),
     heatAll: $("#heat-all"),
     heatFixed: $("#heat-fixed"),
+    showAttention: $("#show-attention"),
+    attentionHead: $("#attention-head"),
+    attentionControls: $("#attention-controls"),
     busy: $("#busy"),
     download: $("#download"),
     error: $("#error"),
@@ -97,6 +100,7 @@
       // JPEG q95 panels encode ~25x faster than PNG; the download is drawn from them (the API's
       // Accept: image/png answer is the lossless figure)
       form.append("panel_format", "jpeg");
+      if (params.attention) form.append("attention", "true");
       if (params.mask) {
         form.append("mask", JSON.stringify(params.mask));
       } else {
@@ -170,10 +174,11 @@
   }
 
   async function renderSingle(signal, isCurrent) {
-    const result = await reconstruct(currentParams(), signal);
+    const result = await reconstruct({ ...currentParams(), attention: els.showAttention.checked }, signal);
     if (!isCurrent()) return;
     state.single = result;
     fillRows($("#view-single"), [{ label: rowLabel(result), result }]);
+    drawAttention(result);
     $("[data-empty]", $("#view-single")).hidden = true;
     els.details.hidden = false;
     renderMetrics(result);
@@ -356,6 +361,35 @@
       font: { family: "system-ui, sans-serif", size: 11, color: "#1c2330" },
     };
     window.Plotly.react(target, data, layout, { displayModeBar: false, responsive: true });
+  }
+
+  // Attention overlay: one canvas pixel per patch over the masked panel (removed patches clear).
+  function drawAttention(result) {
+    const frame = $('#view-single .fig-panel[data-panel="masked"] .frame');
+    if (!frame) return;
+    const old = $(".attention-overlay", frame);
+    if (old) old.remove();
+    const att = result && result.attention;
+    els.attentionControls.hidden = !att;
+    if (!att || !els.showAttention.checked) return;
+    if (els.attentionHead.options.length !== att.num_heads + 1) {
+      els.attentionHead.replaceChildren(new Option("mean of the heads", "mean"),
+        ...att.heads.map((_, i) => new Option(`head ${i + 1}`, String(i))));
+    }
+    const which = els.attentionHead.value;
+    const grid = which === "mean" ? att.mean : att.heads[Number(which)];
+    const canvas = document.createElement("canvas");
+    canvas.className = "attention-overlay";
+    canvas.width = grid[0].length;
+    canvas.height = grid.length;
+    canvas.dataset.head = which;
+    const ctx = canvas.getContext("2d");
+    grid.forEach((row, r) => row.forEach((v, c) => {
+      if (v === null) return;
+      ctx.fillStyle = `rgba(255, ${Math.round(200 * (1 - v))}, 0, ${(0.15 + 0.7 * v).toFixed(3)})`;
+      ctx.fillRect(c, r, 1, 1);
+    }));
+    frame.appendChild(canvas);
   }
 
   function countHidden(mask) {
@@ -591,6 +625,11 @@
   els.showGrid.addEventListener("change", () => {
     document.body.classList.toggle("show-grid", els.showGrid.checked);
   });
+  els.showAttention.addEventListener("change", () => {
+    if (els.showAttention.checked && state.view === "single") scheduleRender(0);
+    else drawAttention(state.single);
+  });
+  els.attentionHead.addEventListener("change", () => drawAttention(state.single));
   els.heatAll.addEventListener("change", () => {
     if (state.single) renderHeatmap(state.single);
   });
