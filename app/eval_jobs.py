@@ -13,6 +13,7 @@ from mae_core.evaluation.fields import FIELDS, PROTOCOLS
 from mae_service.jobs import JobNotFoundError, JobStore
 from mae_service.jobs.evaluation import read_result, submit_eval
 
+from .job_access import get_store
 from .registry import ModelRegistry
 from .settings import Settings
 
@@ -58,7 +59,6 @@ router = APIRouter(prefix="/api", tags=["jobs"])
 @router.get("/jobs/{job_id}/result", summary="An evaluation job's result (eval.json)",
             responses={404: {"description": "no such job, or no result yet"}})
 def result(job_id: str, request: Request) -> dict[str, Any]:
-    from .routers.jobs import get_store
 
     store = get_store(request)
     settings: Settings = request.app.state.settings
@@ -87,6 +87,5 @@ def all_results(settings: Settings, store: JobStore | None) -> list[dict[str, An
 
 @router.get("/eval-results", summary="Every finished evaluation job's result, newest first")
 def eval_results(request: Request) -> dict[str, Any]:
-    from .routers.jobs import get_store
 
     return {"results": all_results(request.app.state.settings, get_store(request))}

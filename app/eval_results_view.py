@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import Request
 
+from .job_access import get_store
 from .eval_jobs import all_results
 from .paper_results import paper_results
 
@@ -36,7 +37,6 @@ def paper_reference(row: dict[str, Any]) -> tuple[float | None, str]:
 
 def evaluation_rows(request: Request) -> list[dict[str, Any]]:
     """One row per finished evaluation job, newest first, sorted by checkpoint then protocol."""
-    from .routers.jobs import get_store
 
     rows = []
     for doc in all_results(request.app.state.settings, get_store(request)):

@@ -17,7 +17,7 @@ import pytest
 
 from mae_tools.testing import free_port
 from support.browser_helpers import launch_chromium
-from test_analysis_api import PAGE_FIGURES, PERF_FIGURES, RUN_FIGURES, snapshot_png, write_ours
+from support.analysis_data import PAGE_FIGURES, PERF_FIGURES, RUN_FIGURES, snapshot_png, write_ours
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
