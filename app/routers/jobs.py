@@ -1,7 +1,7 @@
 """Training jobs over REST: submit, list, inspect, cancel, retry, and follow a job's metrics.
 
-Jobs live in the SQLite store in the data folder (``Settings.data_dir``); ``mae worker``
-processes run them. Every handler here is a plain ``def``: SQLite and file reads run in the
+Jobs live in the SQLite store in the data folder (``Settings.data_dir``), or in the PostgreSQL
+store ``Settings.jobs_url`` names; ``mae worker`` processes run them. Every handler here is a plain ``def``: SQLite and file reads run in the
 thread pool, never on the event loop.
 """
 
@@ -116,6 +116,9 @@ def get_store(request: Request) -> JobStore | None:
     store = getattr(request.app.state, "job_store", None)
     if store is None:
         settings: Settings = request.app.state.settings
+        if settings.jobs_store_url:  # a shared PostgreSQL store: always there to read
+            store = request.app.state.job_store = JobStore(settings.jobs_store_url)
+            return store
         if not settings.data.store.is_file():
             return None
         store = request.app.state.job_store = JobStore(settings.data.store)
