@@ -37,7 +37,8 @@ COPY static ./static
 COPY checkpoints ./checkpoints
 # a regular install: pip builds the wheel (templates, static files, paper results and the
 # embedded default checkpoint inside the packages) and installs it; torch is already there
-RUN pip install -c constraints.txt ".[app]"
+# (the postgres extra: psycopg, for the job store of `--profile cluster` and MAE_JOBS_URL)
+RUN pip install -c constraints.txt ".[app,postgres]"
 
 # A non-root user owns the data folder. Named volumes mounted on these paths start as copies of
 # them, owner included, so the user can write to fresh volumes.

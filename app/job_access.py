@@ -27,6 +27,9 @@ def get_store(request: Request) -> JobStore | None:
     store = getattr(request.app.state, "job_store", None)
     if store is None:
         settings: Settings = request.app.state.settings
+        if settings.jobs_store_url:  # a shared PostgreSQL store: always there to read
+            store = request.app.state.job_store = JobStore(settings.jobs_store_url)
+            return store
         if not settings.data.store.is_file():
             return None
         store = request.app.state.job_store = JobStore(settings.data.store)

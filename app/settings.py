@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mae_core.defaults import DEFAULT_CHECKPOINT_ID, checkpoint_dir
@@ -49,6 +49,8 @@ class Settings(BaseSettings):
             checkpoints (listed beside ``checkpoint_dir``).
         data_roots: folders whose sub-folders of images are the datasets a training job may
             use (``MAE_DATA_ROOTS=/data/images:/more``); default ``data/`` in the current directory.
+        jobs_url: ``postgresql://...`` for a job store shared with workers on several hosts
+            (``MAE_JOBS_URL``); empty: the SQLite file in ``data_dir``. Kept secret in logs.
         job_max_attempts: how many times a job is started before it is marked failed.
         max_checkpoint_upload_bytes: largest checkpoint upload (``POST /api/checkpoints``),
             enforced while it streams like ``max_upload_bytes``; ViT-L in float32 is 1.3 GB.
@@ -78,6 +80,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Field(default_factory=default_data_dir)
     data_roots: Annotated[list[Path], NoDecode] = Field(default_factory=default_data_roots)
+    jobs_url: SecretStr | None = None
     job_max_attempts: int = Field(default=3, ge=1, le=20)
     max_checkpoint_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
     runs_dir: Path = Field(default_factory=default_runs_dir)
@@ -92,6 +95,12 @@ class Settings(BaseSettings):
             text = value.strip()
             return json.loads(text) if text.startswith("[") else [p for p in text.split(os.pathsep) if p]
         return value
+
+    @property
+    def jobs_store_url(self) -> str | None:
+        """The PostgreSQL job store's URL, or None for the SQLite file in the data folder."""
+        url = self.jobs_url.get_secret_value().strip() if self.jobs_url else ""
+        return url or None
 
     @property
     def data(self) -> DataDir:

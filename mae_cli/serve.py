@@ -39,6 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", type=Path, default=None,
                    help="folder shared with `mae worker`: job store, runs, trained checkpoints "
                    "(default: $MAE_DATA_DIR, else var/ in the current directory)")
+    p.add_argument("--jobs-url", default=None,
+                   help="PostgreSQL job store shared with workers on other hosts "
+                   "(default: $MAE_JOBS_URL, else the SQLite file in the data folder)")
     p.set_defaults(func=run)
 
 
@@ -52,7 +55,7 @@ def settings_from_args(args: argparse.Namespace):
     overrides = {
         "host": args.host, "port": args.port, "checkpoint_dir": checkpoint_dir,
         "default_model": args.default_model, "device": args.device, "data_dir": args.data_dir,
-        "precision": args.precision,
+        "precision": args.precision, "jobs_url": getattr(args, "jobs_url", None),
     }
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 

@@ -28,6 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", type=Path, default=None,
                    help="shared data folder (job store, runs, trained checkpoints); default "
                         "$MAE_DATA_DIR, else var/ in the current directory")
+    p.add_argument("--jobs-url", default=None,
+                   help="PostgreSQL job store shared by workers on several hosts "
+                        "(postgresql://user:password@host/db); default $MAE_JOBS_URL, else the "
+                        "SQLite file in the data folder. Runs and checkpoints stay in --data-dir, "
+                        "which must then be shared storage (NFS...)")
     p.add_argument("--poll-interval", type=float, default=2.0,
                    help="seconds between looks at an empty queue (default 2)")
     p.add_argument("--lease", type=float, default=30.0,
@@ -40,13 +45,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from mae_core.errors import InvalidParameterError
     from mae_service.jobs import Worker, default_data_dir
 
     if args.poll_interval <= 0 or args.lease <= 0:
         raise InvalidParameterError("--poll-interval and --lease must be positive")
     worker = Worker(args.data_dir or default_data_dir(), poll_interval=args.poll_interval,
-                    lease_s=args.lease, worker_id=args.worker_id)
+                    lease_s=args.lease, worker_id=args.worker_id,
+                    jobs_url=args.jobs_url or os.environ.get("MAE_JOBS_URL") or None)
 
     def stop(signum, _frame):  # the trainer installs its own handlers while a job runs
         log.warning("signal %d: finishing up and exiting", signum)

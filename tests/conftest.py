@@ -59,3 +59,34 @@ def photo():
     g = (yy / 79 * 255)
     b = np.where((xx - 48) ** 2 + (yy - 40) ** 2 < 400, 220, 40)
     return Image.fromarray(np.stack([r, g, b], -1).astype(np.uint8), "RGB")
+
+
+# ---------------------------------------------------------------------- job-store backends
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server for the session (Debian's `postgresql` package); missing binaries
+    fail the PostgreSQL-parametrised tests with the package to install."""
+    from support.postgres import PostgresServer
+
+    try:
+        server = PostgresServer().start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path) -> str:
+    """Where a job store lives, once per backend: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "jobs" / "jobs.sqlite")
+    return request.getfixturevalue("postgres_server").new_database()
+
+
+@pytest.fixture
+def make_store(store_url):
+    """``make_store(**kw)``: a JobStore on ``store_url`` (both backends behave the same)."""
+    from mae_service.jobs import JobStore
+
+    return lambda **kw: JobStore(store_url, **kw)

@@ -1,7 +1,7 @@
 """Training jobs over REST: submit, list, inspect, cancel, retry, and follow a job's metrics.
 
-Jobs live in the SQLite store in the data folder (``Settings.data_dir``); ``mae worker``
-processes run them. Every handler here is a plain ``def``: SQLite and file reads run in the
+Jobs live in the SQLite store in the data folder (``Settings.data_dir``), or in the PostgreSQL
+store ``Settings.jobs_url`` names; ``mae worker`` processes run them. Every handler here is a plain ``def``: SQLite and file reads run in the
 thread pool, never on the event loop.
 """
 

@@ -26,7 +26,7 @@ import socket
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -39,8 +39,10 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded"
 STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
 DEFAULT_MAX_ATTEMPTS = 3
-SCHEMA_VERSION = 1
 
+# Migrations, oldest first: migration i (1-based) brings the schema to version i. Each is a list
+# of statements; a store applies the ones its database lacks on start and records them in
+# schema_version. Append only: never edit one that shipped.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id               TEXT PRIMARY KEY,
@@ -85,6 +87,8 @@ CREATE TABLE IF NOT EXISTS workers (
     job_id    TEXT
 );
 """
+MIGRATIONS: list[list[str]] = [[stmt.strip() for stmt in SCHEMA.split(";") if stmt.strip()]]
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class StoreUnavailable(MAEError):
@@ -149,7 +153,7 @@ class Job:
     updated: float
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Job":
+    def from_row(cls, row: Any) -> "Job":
         data = dict(row)
         data["params"] = _json_field(data["params"], "params")
         data["config"] = _json_field(data["config"], "config")
@@ -172,6 +176,13 @@ class Job:
         return data
 
 
+JOB_COLUMNS = ", ".join(f.name for f in fields(Job))
+
+
+def is_postgres_url(target: str | Path) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
 @dataclass(frozen=True)
 class Lease:
     """Answer to a lease renewal: do we still hold the job, and was it cancelled?"""
@@ -181,13 +192,33 @@ class Lease:
 
 
 class JobStore:
-    """Jobs in one SQLite file. Safe to share between threads and processes.
+    """The job store interface, and its embedded backend: jobs in one SQLite file (WAL). Safe to
+    share between threads and processes.
+
+    ``JobStore(target)`` opens the backend ``target`` names: a ``postgresql://`` URL opens
+    :class:`~mae_service.jobs.store_postgres.PostgresJobStore`, anything else is a SQLite file.
+    All semantics (leases, fencing, attempts, events) live here, written once in SQL both
+    backends run; a backend supplies connections, transactions, row locking and its migrations.
 
     Args:
-        path: the database file (created with its folder if missing).
+        path: the database file (created with its folder if missing), or a PostgreSQL URL.
         clock: wall-clock seconds; tests pass a fake one to expire leases without sleeping.
-        busy_timeout_s: how long a call waits for another process's write lock.
+        busy_timeout_s: how long a call waits for another process's lock.
     """
+
+    # dialect: SQLite's BEGIN IMMEDIATE takes the database write lock, so no row locks are needed
+    BEGIN = "BEGIN IMMEDIATE"
+    FOR_UPDATE = ""            # lock the rows a transaction reads before changing them
+    SKIP_LOCKED = ""           # ... and let other claimers pass over rows being claimed
+    TIEBREAK = "rowid"         # insertion order among jobs created in the same instant
+    MIGRATIONS = MIGRATIONS
+
+    def __new__(cls, path: str | Path, *args: Any, **kwargs: Any) -> "JobStore":
+        if cls is JobStore and is_postgres_url(path):
+            from mae_service.jobs.store_postgres import PostgresJobStore
+
+            return super().__new__(PostgresJobStore)
+        return super().__new__(cls)
 
     def __init__(self, path: str | Path, clock: Callable[[], float] = time.time,
                  busy_timeout_s: float = 30.0) -> None:
@@ -197,12 +228,47 @@ class JobStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._migrate()
+        with self._connect() as db:
+            db.execute(f"PRAGMA user_version={len(self.MIGRATIONS)}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.describe()!r})"
+
+    def describe(self) -> str:
+        """Where the jobs are, for logs (never a password)."""
+        return str(self.path)
 
     # ----------------------------------------------------------------- plumbing
+    def _migrate(self) -> None:
+        """Create the schema, or bring an older one up to date, recording each version applied."""
+        with self._transaction() as db:
+            self._lock_migrations(db)
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                       "applied DOUBLE PRECISION NOT NULL)")
+            row = db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
+            current = row["v"] or 0
+            if current > len(self.MIGRATIONS):
+                raise StoreUnavailable(
+                    f"the job store {self.describe()} has schema version {current}, newer than this "
+                    f"MAE Lab knows ({len(self.MIGRATIONS)}); upgrade MAE Lab on this host",
+                    retry_after_ms=60_000)
+            for version in range(current + 1, len(self.MIGRATIONS) + 1):
+                for statement in self.MIGRATIONS[version - 1]:
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_version (version, applied) VALUES (?, ?)",
+                           (version, time.time()))
+                log.info("job store %s: schema version %d applied", self.describe(), version)
+
+    def _lock_migrations(self, db: Any) -> None:
+        """Serialise concurrent starts (SQLite: BEGIN IMMEDIATE already does)."""
+
+    def schema_version(self) -> int:
+        with self._connect() as db:
+            return db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()["v"]
+
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self) -> Iterator[Any]:
         """A connection; SQLite's operational and file errors become :class:`StoreUnavailable`
         (an IntegrityError is a bug of ours and stays what it is)."""
         try:
@@ -224,10 +290,10 @@ class JobStore:
         return StoreUnavailable(f"the job store is unavailable ({exc}); try again in a few seconds")
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: takes SQLite's write lock first, so reads inside it are current."""
+    def _transaction(self) -> Iterator[Any]:
+        """A write transaction (SQLite: takes the write lock first, so reads inside are current)."""
         with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
+            db.execute(self.BEGIN)
             try:
                 yield db
             except BaseException:
@@ -236,14 +302,14 @@ class JobStore:
             db.execute("COMMIT")
 
     @staticmethod
-    def _event(db: sqlite3.Connection, job_id: str, at: float, worker: str | None, event: str,
+    def _event(db: Any, job_id: str, at: float, worker: str | None, event: str,
                detail: str | None = None) -> None:
         db.execute("INSERT INTO job_events (job_id, at, worker, event, detail) VALUES (?, ?, ?, ?, ?)",
                    (job_id, at, worker, event, detail))
 
-    @staticmethod
-    def _row(db: sqlite3.Connection, job_id: str) -> sqlite3.Row:
-        row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    def _row(self, db: Any, job_id: str, lock: bool = False) -> Any:
+        row = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+                         f"{self.FOR_UPDATE if lock else ''}", (job_id,)).fetchone()
         if row is None:
             raise JobNotFoundError(f"no job with id {job_id!r}; GET /api/jobs lists the jobs")
         return row
@@ -272,19 +338,19 @@ class JobStore:
 
     def list_jobs(self, limit: int = 100, state: str | None = None) -> list[Job]:
         """Jobs, newest first."""
-        query, args = "SELECT * FROM jobs", list[Any]()
+        query, args = f"SELECT {JOB_COLUMNS} FROM jobs", list[Any]()
         if state:
             query += " WHERE state = ?"
             args.append(state)
-        query += " ORDER BY created DESC, rowid DESC LIMIT ?"
+        query += f" ORDER BY created DESC, {self.TIEBREAK} DESC LIMIT ?"
         args.append(limit)
         with self._connect() as db:
             return [Job.from_row(r) for r in db.execute(query, args).fetchall()]
 
     def counts(self) -> dict[str, int]:
         with self._connect() as db:
-            rows = db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
-        return {state: 0 for state in STATES} | {r[0]: r[1] for r in rows}
+            rows = db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()
+        return {state: 0 for state in STATES} | {r["state"]: r["n"] for r in rows}
 
     def events(self, job_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """The job's history (submitted, claimed, requeued, ...), oldest first."""
@@ -301,7 +367,7 @@ class JobStore:
         """
         now = self.clock()
         with self._transaction() as db:
-            row = self._row(db, job_id)
+            row = self._row(db, job_id, lock=True)
             if row["state"] == QUEUED:
                 db.execute("UPDATE jobs SET state = ?, finished = ?, updated = ? WHERE id = ?",
                            (CANCELLED, now, now, job_id))
@@ -321,7 +387,7 @@ class JobStore:
         """Queue a failed or cancelled job again; it resumes from its last checkpoint."""
         now = self.clock()
         with self._transaction() as db:
-            row = self._row(db, job_id)
+            row = self._row(db, job_id, lock=True)
             if row["state"] not in (FAILED, CANCELLED):
                 raise JobStateError(f"job {job_id} is {row['state']}; only failed or cancelled "
                                     "jobs can be retried")
@@ -338,7 +404,8 @@ class JobStore:
         """Workers that polled the store within the last ``seen_within_s`` seconds."""
         since = self.clock() - seen_within_s
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM workers WHERE last_seen >= ? ORDER BY started",
+            rows = db.execute("SELECT id, host, pid, started, last_seen, job_id FROM workers "
+                              "WHERE last_seen >= ? ORDER BY started",
                               (since,)).fetchall()
         return [dict(r) for r in rows]
 
@@ -362,8 +429,8 @@ class JobStore:
         now = self.clock()
         with self._transaction() as db:
             self._expire_leases(db, now)
-            row = db.execute("SELECT * FROM jobs WHERE state = ? ORDER BY created, rowid LIMIT 1",
-                             (QUEUED,)).fetchone()
+            row = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = ? ORDER BY created, "
+                             f"{self.TIEBREAK} LIMIT 1{self.SKIP_LOCKED}", (QUEUED,)).fetchone()
             if row is None:
                 return None
             attempt = row["attempts"] + 1
@@ -376,10 +443,10 @@ class JobStore:
             row = self._row(db, row["id"])
         return Job.from_row(row)
 
-    def _expire_leases(self, db: sqlite3.Connection, now: float) -> None:
+    def _expire_leases(self, db: Any, now: float) -> None:
         expired = db.execute(
             "SELECT id, worker, attempts, max_attempts, cancel_requested FROM jobs "
-            "WHERE state = ? AND lease_expires < ?", (RUNNING, now)).fetchall()
+            f"WHERE state = ? AND lease_expires < ?{self.SKIP_LOCKED}", (RUNNING, now)).fetchall()
         for row in expired:
             lost = f"worker {row['worker']} stopped renewing its lease (killed or stalled)"
             if row["cancel_requested"]:
@@ -416,7 +483,8 @@ class JobStore:
                 (now + lease_s, now, now, job_id, worker_id, RUNNING)).rowcount
             if not updated:
                 return Lease(held=False)
-            cancel = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+            cancel = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?",
+                                (job_id,)).fetchone()["cancel_requested"]
         return Lease(held=True, cancel_requested=bool(cancel))
 
     def report_progress(self, job_id: str, worker_id: str, *, step: int, total_steps: int,
@@ -455,7 +523,7 @@ class JobStore:
         now = self.clock()
         with self._transaction() as db:
             row = db.execute("SELECT attempts, max_attempts FROM jobs WHERE id = ? AND worker = ? "
-                             "AND state = ?", (job_id, worker_id, RUNNING)).fetchone()
+                             f"AND state = ?{self.FOR_UPDATE}", (job_id, worker_id, RUNNING)).fetchone()
             if row is None:
                 return None
             final = row["attempts"] >= row["max_attempts"]
@@ -473,7 +541,7 @@ class JobStore:
         now = self.clock()
         with self._transaction() as db:
             updated = db.execute(
-                "UPDATE jobs SET state = ?, attempts = MAX(attempts - 1, 0), worker = NULL, "
+                "UPDATE jobs SET state = ?, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, worker = NULL, "
                 "lease_expires = NULL, eta_s = NULL, updated = ? WHERE id = ? AND worker = ? AND state = ?",
                 (QUEUED, now, job_id, worker_id, RUNNING)).rowcount
             if updated:

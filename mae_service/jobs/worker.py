@@ -96,13 +96,15 @@ class Worker:
         worker_id: a name for this worker in the store (default host-pid-random).
         retry_s, max_retry_s: back-off after the store was unavailable: ``retry_s`` seconds,
             doubling each time it still is, at most ``max_retry_s``.
+        jobs_url: the job store: a ``postgresql://`` URL (workers on several hosts, with
+            ``data_dir`` on shared storage), or None for the SQLite file in ``data_dir``.
     """
 
     def __init__(self, data_dir: DataDir | Path, *, poll_interval: float = 2.0, lease_s: float = 30.0,
                  heartbeat_s: float | None = None, worker_id: str | None = None,
-                 retry_s: float = 1.0, max_retry_s: float = 60.0) -> None:
+                 retry_s: float = 1.0, max_retry_s: float = 60.0, jobs_url: str | None = None) -> None:
         self.data_dir = (data_dir if isinstance(data_dir, DataDir) else DataDir(Path(data_dir))).ensure()
-        self.store = JobStore(self.data_dir.store)
+        self.store = JobStore(jobs_url or self.data_dir.store)
         self.poll_interval = poll_interval
         self.lease_s = lease_s
         self.heartbeat_s = heartbeat_s or min(1.0, lease_s / 4)

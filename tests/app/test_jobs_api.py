@@ -37,6 +37,20 @@ def client(settings):
         yield c
 
 
+@pytest.fixture
+def backend_client(tmp_path, roots, store_url):
+    """A client whose job store is ``store_url``'s backend (SQLite in the data folder, or
+    PostgreSQL through ``jobs_url``)."""
+    write_checkpoint(tmp_path / "checkpoints", "mae-lab-default")
+    pg = store_url.startswith("postgresql://")
+    settings = Settings(checkpoint_dir=tmp_path / "checkpoints", data_dir=tmp_path / "data",
+                        data_roots=roots, job_max_attempts=4, jobs_url=store_url if pg else None)
+    with TestClient(create_app(settings)) as c:
+        yield c
+    # the PostgreSQL store keeps no SQLite file beside the runs
+    assert (tmp_path / "data" / "jobs" / "jobs.sqlite").is_file() != pg
+
+
 def assert_422(resp, *words):
     assert resp.status_code == 422, resp.text
     body = resp.json()
@@ -75,7 +89,8 @@ def test_field_errors_name_the_field(client):
     assert {f["field"] for f in body["fields"]} == {"epochs", "seed"}
 
 
-def test_submit_list_get_cancel_retry(client):
+def test_submit_list_get_cancel_retry(backend_client):
+    client = backend_client
     resp = client.post("/api/jobs", json=job_request("shapes", epochs=2))
     assert resp.status_code == 201, resp.text
     job = resp.json()

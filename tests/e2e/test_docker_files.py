@@ -190,9 +190,36 @@ def test_installs_the_package_not_the_checkout_with_the_tested_versions(dockerfi
     installs = [run for run in values(dockerfile, "RUN") if "pip install" in run]
     assert installs and all("-c constraints.txt" in run for run in installs)
     assert not any(re.search(r"\s(-e|--editable)\s", run) for run in installs)
-    assert any('".[app]"' in run for run in installs)
+    assert any('".[app,postgres]"' in run for run in installs)  # postgres: --profile cluster
 
 
 def test_dockerignore_keeps_local_state_out_of_the_build_context():
     for path in (".git", ".venv", "var", "runs", "data", "images", "test-artifacts", "mae_lab.egg-info"):
         assert dockerignored(path), path
+
+
+# ------------------------------------------------------------------ --profile cluster
+def test_cluster_profile_puts_web_and_workers_on_a_healthy_postgres(compose):
+    services = compose["services"]
+    cluster = {name for name, s in services.items() if "cluster" in s.get("profiles", [])}
+    assert cluster == {"postgres", "web-cluster", "worker-cluster"}
+    db = services["postgres"]
+    assert any(v.split(":")[0] in compose["volumes"] and v.endswith("/var/lib/postgresql/data")
+               for v in db["volumes"])
+    assert "pg_isready" in db["healthcheck"]["test"]
+    env = db["environment"]
+    for name, module in (("web-cluster", "serve"), ("worker-cluster", "worker")):
+        service = services[name]
+        url = service["environment"]["MAE_JOBS_URL"]
+        assert url.startswith("postgresql://") and "@postgres:5432/" in url
+        assert url.endswith("/" + env["POSTGRES_DB"]) and f"//{env['POSTGRES_USER']}:" in url
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        args = build_parser().parse_args(service["command"])
+        assert args.func.__module__ == f"mae_cli.{module}"
+        assert str(args.data_dir) == service["environment"]["MAE_DATA_DIR"]
+        # runs and checkpoints stay on the volumes the other services share
+        assert service["volumes"] == services["web"]["volumes"]
+        assert service["restart"] in RESTART_POLICIES and service.get("init") is True
+    assert parse_duration(services["worker-cluster"]["stop_grace_period"]) >= 60
+    assert build_parser().parse_args(["worker", "--jobs-url", "postgresql://x@h/db"]).jobs_url
+    assert build_parser().parse_args(["serve", "--jobs-url", "postgresql://x@h/db"]).jobs_url

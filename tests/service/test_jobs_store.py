@@ -1,4 +1,5 @@
-"""The SQLite job store: claims, leases, fencing, cancel/retry, concurrency across processes."""
+"""The job store on both backends (SQLite file, real PostgreSQL server): claims, leases,
+fencing, cancel/retry, concurrency across processes, unavailability, schema migrations."""
 
 from __future__ import annotations
 
@@ -28,15 +29,19 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(tmp_path, clock) -> JobStore:
-    return JobStore(tmp_path / "jobs" / "jobs.sqlite", clock=clock)
+def store(make_store, clock) -> JobStore:
+    return make_store(clock=clock)
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith("postgresql://")
 
 
 def submit(store: JobStore, n: int = 1, **kw):
     return [store.submit("pretrain", {"dataset": f"d{i}"}, {"epochs": 1}, **kw) for i in range(n)]
 
 
-def test_submit_get_list_and_wal(store, clock):
+def test_submit_get_list_and_wal(store, clock, store_url):
     a, = submit(store)
     clock.now += 1
     b, = submit(store)
@@ -45,8 +50,9 @@ def test_submit_get_list_and_wal(store, clock):
     assert [j.id for j in store.list_jobs()] == [b.id, a.id]  # newest first
     assert store.counts()["queued"] == 2
     assert [e["event"] for e in store.events(a.id)] == ["submitted"]
-    with sqlite3.connect(store.path) as db:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    if not is_postgres(store_url):
+        with sqlite3.connect(store.path) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with pytest.raises(JobNotFoundError, match="no job with id 'nope'"):
         store.get("nope")
 
@@ -180,8 +186,8 @@ def _claim_all(path: str, worker: str, out) -> None:
     out.put(claimed)
 
 
-def test_concurrent_claims_from_processes_never_share_a_job(tmp_path):
-    path = tmp_path / "jobs.sqlite"
+def test_concurrent_claims_from_processes_never_share_a_job(store_url):
+    path = store_url
     store = JobStore(path)
     ids = {j.id for j in submit(store, 40)}
     ctx = multiprocessing.get_context("fork")
@@ -198,8 +204,8 @@ def test_concurrent_claims_from_processes_never_share_a_job(tmp_path):
     assert all(j.state == "running" and j.attempts == 1 for j in store.list_jobs())
 
 
-def test_concurrent_claims_from_threads_never_share_a_job(tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite")
+def test_concurrent_claims_from_threads_never_share_a_job(make_store):
+    store = make_store()
     ids = {j.id for j in submit(store, 30)}
     results: list[list[str]] = [[] for _ in range(6)]
 
@@ -281,3 +287,50 @@ def test_the_api_answers_503_with_retry_after_while_the_store_is_unavailable(tmp
         resp = client.post("/api/jobs", json={"dataset": "shapes", "epochs": 1, "batch_size": 4})
         assert resp.status_code == 503 and resp.headers["retry-after"] == "5", resp.text
         assert client.get("/api/jobs").status_code == 200  # reads go on meanwhile
+
+
+# ---------------------------------------------------------------------- PostgreSQL specifics
+def test_schema_versions_are_recorded_and_reopening_migrates_nothing(store_url):
+    store = JobStore(store_url)
+    assert store.schema_version() == len(store.MIGRATIONS) >= 1
+    job, = submit(store)
+    again = JobStore(store_url)  # a second process starting on the same database
+    assert again.schema_version() == store.schema_version() and again.get(job.id).state == "queued"
+
+
+def test_a_store_newer_than_the_code_is_refused(store_url):
+    store = JobStore(store_url)
+    with store._transaction() as db:
+        db.execute("INSERT INTO schema_version (version, applied) VALUES (?, ?)", (99, 0.0))
+    with pytest.raises(StoreUnavailable, match="schema version 99, newer than this MAE Lab"):
+        JobStore(store_url)
+
+
+def test_postgres_claims_skip_rows_another_claim_holds(postgres_server):
+    import psycopg
+
+    url = postgres_server.new_database()
+    store = JobStore(url)
+    first, second = submit(store, 2)
+    with psycopg.connect(url) as other:  # another worker, mid-claim of the oldest job
+        other.execute("SELECT id FROM jobs WHERE id = %s FOR UPDATE", (first.id,))
+        assert store.claim("w1", lease_s=10).id == second.id  # passes over it, never waits
+        assert store.claim("w2", lease_s=10) is None
+    assert store.claim("w2", lease_s=10).id == first.id
+
+
+def test_postgres_locked_or_unreachable_raises_store_unavailable(postgres_server):
+    import psycopg
+
+    url = postgres_server.new_database()
+    store = JobStore(url, busy_timeout_s=0.2)
+    with psycopg.connect(url) as other:  # a long lock held by another client
+        other.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(StoreUnavailable, match="unavailable.*lock timeout"):
+            store.submit("pretrain", {}, {})
+        with pytest.raises(StoreUnavailable):
+            store.claim("w1", lease_s=5)
+    assert store.submit("pretrain", {}, {}).state == "queued"  # the same store carries on
+    dead = url.replace(f"port={postgres_server.port}", "port=1")
+    with pytest.raises(StoreUnavailable, match="unavailable"):
+        JobStore(dead, busy_timeout_s=1)

@@ -1,5 +1,6 @@
-"""The worker loop in-process: success and publishing, cancel, graceful stop and resume,
-retries, permanent failures, and fencing after a lost lease."""
+"""The worker loop in-process, on both job-store backends (SQLite, PostgreSQL): success and
+publishing, cancel, graceful stop and resume, retries, permanent failures, and fencing after a
+lost lease."""
 
 from __future__ import annotations
 
@@ -31,8 +32,14 @@ def data(tmp_path) -> DataDir:
 
 
 @pytest.fixture
-def store(data) -> JobStore:
-    return JobStore(data.store)
+def store(make_store) -> JobStore:
+    return make_store()
+
+
+@pytest.fixture
+def make_worker(data, store_url):
+    """``make_worker(**kw)``: a Worker on ``data`` and the store under test."""
+    return lambda **kw: Worker(data, jobs_url=store_url, **kw)
 
 
 def steps_in_metrics(run_dir) -> list[int]:
@@ -51,10 +58,9 @@ def stop_when(condition, action) -> threading.Thread:
     return thread
 
 
-def test_job_succeeds_and_its_model_is_published(store, data, roots):
+def test_job_succeeds_and_its_model_is_published(store, data, make_worker, store_url, roots):
     job = submit_pretrain(store, roots, job_request("shapes", epochs=3, snapshot_every=4))
-    worker = Worker(data, lease_s=5, poll_interval=0.1)
-    assert worker.run(exit_when_idle=True) == 1
+    assert make_worker(lease_s=5, poll_interval=0.1).run(exit_when_idle=True) == 1
     done = store.get(job.id)
     assert done.state == "succeeded" and done.checkpoint == job.id and done.error is None
     assert done.step == done.total_steps == 12 and done.progress == 1.0 and done.loss is not None
@@ -73,9 +79,9 @@ def test_job_succeeds_and_its_model_is_published(store, data, roots):
     assert store.workers() == []  # the worker signed off
 
 
-def test_cancel_stops_the_run_and_keeps_its_checkpoint_then_retry_resumes(store, data, roots):
+def test_cancel_stops_the_run_and_keeps_its_checkpoint_then_retry_resumes(store, data, make_worker, store_url, roots):
     job = submit_pretrain(store, roots, job_request("shapes", epochs=60, ckpt_every_steps=1000))
-    worker = Worker(data, lease_s=2, poll_interval=0.1)
+    worker = make_worker(lease_s=2, poll_interval=0.1)
     cancelled_at = {}
 
     def cancel():
@@ -99,9 +105,9 @@ def test_cancel_stops_the_run_and_keeps_its_checkpoint_then_retry_resumes(store,
     assert steps_in_metrics(data.run_dir(job.id)) == list(range(1, 241))
 
 
-def test_stop_request_checkpoints_requeues_and_the_next_worker_resumes(store, data, roots):
+def test_stop_request_checkpoints_requeues_and_the_next_worker_resumes(store, data, make_worker, store_url, roots):
     job = submit_pretrain(store, roots, job_request("shapes", epochs=40, ckpt_every_steps=1000))
-    first = Worker(data, lease_s=2, poll_interval=0.1, worker_id="first")
+    first = make_worker(lease_s=2, poll_interval=0.1, worker_id="first")
     stop_when(lambda: store.get(job.id).step >= 6, first.request_stop)
     assert first.run() == 1  # ran one job, then left the loop because it was asked to stop
     j = store.get(job.id)
@@ -110,7 +116,7 @@ def test_stop_request_checkpoints_requeues_and_the_next_worker_resumes(store, da
     assert saved == j.step >= 6
     assert store.events(job.id)[-1]["event"] == "requeued"
 
-    second = Worker(data, lease_s=2, poll_interval=0.1, worker_id="second")
+    second = make_worker(lease_s=2, poll_interval=0.1, worker_id="second")
     assert second.run_one() == "succeeded"
     log = RunFolder(data.run_dir(job.id)).log_path.read_text()
     assert f"at step {saved}" in log
@@ -118,14 +124,14 @@ def test_stop_request_checkpoints_requeues_and_the_next_worker_resumes(store, da
     assert steps_in_metrics(data.run_dir(job.id)) == list(range(1, 161))
 
 
-def test_failing_attempts_are_retried_then_the_job_fails(store, data, roots, tmp_path):
+def test_failing_attempts_are_retried_then_the_job_fails(store, data, make_worker, store_url, roots, tmp_path):
     doomed = tmp_path / "doomed-root"
     make_images(doomed / "gone", count=16, size=40)
     job = submit_pretrain(store, [doomed], job_request("gone", epochs=1), max_attempts=2)
     for image in (doomed / "gone").iterdir():
         image.unlink()
     (doomed / "gone").rmdir()
-    assert Worker(data, lease_s=2, poll_interval=0.05).run(exit_when_idle=True) == 2
+    assert make_worker(lease_s=2, poll_interval=0.05).run(exit_when_idle=True) == 2
     j = store.get(job.id)
     assert j.state == "failed" and j.attempts == 2
     assert "TrainingError" in j.error and "does not exist" in j.error
@@ -133,21 +139,21 @@ def test_failing_attempts_are_retried_then_the_job_fails(store, data, roots, tmp
         "submitted", "claimed", "attempt_failed", "claimed", "failed"]
 
 
-def test_a_broken_config_fails_at_once(store, data):
+def test_a_broken_config_fails_at_once(store, data, make_worker, store_url):
     job = store.submit("pretrain", {}, {"data": {"path": "x"}, "no_such_field": 1})
-    assert Worker(data, lease_s=2).run_one() == "failed"
+    assert make_worker(lease_s=2).run_one() == "failed"
     j = store.get(job.id)
     assert j.attempts == 1 and "invalid job" in j.error and "no_such_field" in j.error
     other = store.submit("evaluate", {}, {})
-    assert Worker(data, lease_s=2).run_one() == "failed"
+    assert make_worker(lease_s=2).run_one() == "failed"
     assert "unknown job kind 'evaluate'" in store.get(other.id).error
 
 
-def test_a_worker_that_lost_its_lease_cannot_record_a_result(store, data, roots):
+def test_a_worker_that_lost_its_lease_cannot_record_a_result(store, data, make_worker, store_url, roots):
     job = submit_pretrain(store, roots, job_request("shapes", epochs=8))
     # a worker that never renews: its lease runs out while it trains
-    stale = Worker(data, lease_s=0.3, heartbeat_s=3600, worker_id="stale")
-    other = JobStore(data.store)
+    stale = make_worker(lease_s=0.3, heartbeat_s=3600, worker_id="stale")
+    other = JobStore(store_url)
     stop_when(lambda: store.get(job.id).step >= 3 and time.time() > store.get(job.id).lease_expires,
               lambda: other.claim("other", lease_s=60))
     assert stale.run_one() == "lost"
@@ -159,13 +165,13 @@ def _files(run) -> dict:
     return {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
 
-def test_a_stalled_worker_whose_job_was_taken_over_writes_nothing_more(store, data, roots):
+def test_a_stalled_worker_whose_job_was_taken_over_writes_nothing_more(store, data, make_worker, store_url, roots):
     """Issue 15 #8: a worker stalls past its lease, another claims the job, the stalled one
     wakes up. Every write to the run folder is fenced by the lease: it abandons the job
     without appending metrics, moving `latest`, writing summary.json or exporting."""
     job = submit_pretrain(store, roots, job_request("shapes", epochs=8, ckpt_every_steps=2))
-    stale = Worker(data, lease_s=0.3, heartbeat_s=3600, worker_id="stale")  # never renews
-    other = JobStore(data.store)
+    stale = make_worker(lease_s=0.3, heartbeat_s=3600, worker_id="stale")  # never renews
+    other = JobStore(store_url)
     run = RunFolder(data.run_dir(job.id))
     at_claim: dict = {}
     report = stale.store.report_progress
@@ -189,14 +195,21 @@ def test_a_stalled_worker_whose_job_was_taken_over_writes_nothing_more(store, da
     assert [e["event"] for e in store.events(job.id)][-1] == "claimed"
 
 
-def test_the_worker_backs_off_while_the_store_is_locked_and_carries_on(store, data, roots):
+def test_the_worker_backs_off_while_the_store_is_locked_and_carries_on(store, data, make_worker, store_url, roots):
     """Issue 15 #9: a long write lock held by another process makes every store call fail;
     the worker logs, backs off and retries, then runs the job once the lock is gone."""
     job = submit_pretrain(store, roots, job_request("shapes", epochs=1))
-    worker = Worker(data, lease_s=5, poll_interval=0.05, retry_s=0.05, max_retry_s=0.2)
+    worker = make_worker(lease_s=5, poll_interval=0.05, retry_s=0.05, max_retry_s=0.2)
     worker.store.busy_timeout_s = 0.1
-    lock = sqlite3.connect(data.store, isolation_level=None)
-    lock.execute("BEGIN EXCLUSIVE")
+    if store_url.startswith("postgresql://"):  # a client holding a long write lock
+        import psycopg
+
+        lock = psycopg.connect(store_url, autocommit=True)
+        lock.execute("BEGIN")
+        lock.execute("LOCK TABLE jobs, workers IN EXCLUSIVE MODE")  # reads go on
+    else:
+        lock = sqlite3.connect(store.path, isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
     ran = {}
     thread = threading.Thread(target=lambda: ran.update(n=worker.run(exit_when_idle=True)),
                               daemon=True)

@@ -47,11 +47,15 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **extra}
 
 
-def start_mae(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``python -m mae_core ARGS`` from the repository root, output to ``log_path``."""
+def start_mae(args: list[str], log_path: Path, env: dict[str, str] | None = None,
+              cwd: Path = REPO) -> subprocess.Popen:
+    """``python -m mae_cli ARGS`` in ``cwd`` (default the repository root), output to ``log_path``."""
     log = open(log_path, "w")
-    return subprocess.Popen([sys.executable, "-m", "mae_cli", *args], cwd=REPO,
-                            env=env or subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
+    env = dict(env or subprocess_env())
+    if cwd != REPO:  # the code still comes from this checkout
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    return subprocess.Popen([sys.executable, "-m", "mae_cli", *args], cwd=cwd,
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def stop(proc: subprocess.Popen, timeout: float = 20) -> int:
