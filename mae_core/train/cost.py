@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, fields
-from typing import Mapping
+from typing import Any, Mapping
 
 from ..config import ModelConfig
 from ..errors import InvalidParameterError
@@ -104,7 +104,7 @@ class CostLimits:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "CostLimits":
         env = os.environ if env is None else env
-        values: dict[str, float | int] = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(cls.ENV[f.name], "").strip()
             if not raw:

@@ -131,13 +131,20 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset,
                 init_path = checkpoints(init_from)
             except (UnknownModelError, InvalidParameterError) as exc:
                 problems.append(f"init_from: {exc}")
-    # Starting from a checkpoint, the architecture is the checkpoint's unless the request says.
+    # Starting from a checkpoint, the architecture is the checkpoint's unless the request names
+    # a model; then the two must agree (checked below, before the job is queued).
     start = _checkpoint_architecture(init_path)
+    start_size = start.pop("img_size", None)
     model = params.get("model") or recipe.model
-    img_size = _given(params, "img_size", start.pop("img_size", recipe.data.img_size))
-    overrides = {**recipe.model_overrides, **start, **(params.get("model_overrides") or {})}
+    img_size = _given(params, "img_size", start_size or recipe.data.img_size)
+    named = {**recipe.model_overrides, **(params.get("model_overrides") or {})}
+    overrides = named if params.get("model") else {**recipe.model_overrides, **start, **named}
     try:
-        get_preset(model, img_size=img_size, **overrides)
+        arch = get_preset(model, img_size=img_size, **overrides)
+        differ = [f"{k}={start[k]}" for k in start if getattr(arch, k) != start[k]]
+        if differ:
+            problems.append(f"init_from {init_from!r} has {', '.join(differ)}, unlike model {model}: "
+                            "leave model out to train the checkpoint's architecture")
     except (InvalidParameterError, UnknownModelError) as exc:
         problems.append(f"model {model} at {img_size} px: {exc}")
 

@@ -200,6 +200,9 @@
     els.dataset.addEventListener("change", syncBatch);
     syncBatch();
 
+    let modelTouched = false;
+    form.elements.model.addEventListener("change", () => { modelTouched = true; });
+
     const strategy = () => (form.querySelector("input[name=mask_strategy]:checked") || {}).value;
     function syncRatio() {
       const grid = strategy() === "grid";
@@ -270,6 +273,8 @@
         blr: number("blr", false),
         init_from: form.elements.init_from.value || null,
       };
+      // from a checkpoint, its architecture is used unless the user picked a model
+      if (body.init_from && !modelTouched) delete body.model;
       for (const key of Object.keys(body)) if (body[key] === null) delete body[key];
       return { body, problems, bad };
     }
