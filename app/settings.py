@@ -51,6 +51,15 @@ class Settings(BaseSettings):
         job_max_attempts: how many times a job is started before it is marked failed.
         max_checkpoint_upload_bytes: largest checkpoint upload (``POST /api/checkpoints``),
             enforced while it streams like ``max_upload_bytes``; ViT-L in float32 is 1.3 GB.
+        max_jpeg_scans: most scans a JPEG upload may have (each is a pass over the whole image;
+            a progressive-JPEG bomb repeats a tiny scan thousands of times); more get 413.
+        max_decode_bytes: most memory one upload's decode may take, estimated from its header
+            (pixels x the decoder's bytes per pixel, plus a TIFF's tile or strip); more get 413.
+        max_header_bytes, max_headers: most bytes (request line plus headers) and header lines
+            one request may send; past either the connection gets 431 and is closed, before
+            the headers are kept.
+        body_idle_timeout_s: longest wait for the next piece of a request body; a body that
+            stalls longer gets 408 and the connection is closed.
     """
 
     model_config = SettingsConfigDict(env_prefix="MAE_", extra="ignore")
@@ -74,6 +83,11 @@ class Settings(BaseSettings):
     data_roots: Annotated[list[Path], NoDecode] = Field(default_factory=default_data_roots)
     job_max_attempts: int = Field(default=3, ge=1, le=20)
     max_checkpoint_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
+    max_jpeg_scans: int = Field(default=100, ge=1)
+    max_decode_bytes: int = Field(default=256 * 1024**2, ge=1)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=8)
+    body_idle_timeout_s: float = Field(default=15.0, gt=0)
 
     @field_validator("data_roots", mode="before")
     @classmethod
@@ -83,6 +97,11 @@ class Settings(BaseSettings):
             text = value.strip()
             return json.loads(text) if text.startswith("[") else [p for p in text.split(os.pathsep) if p]
         return value
+
+    @property
+    def decode_limits(self) -> dict[str, int]:
+        """The decode-work limits, as ``app.images.decode_image`` takes them."""
+        return {"max_scans": self.max_jpeg_scans, "max_decode_bytes": self.max_decode_bytes}
 
     @property
     def data(self) -> DataDir:
