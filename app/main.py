@@ -99,7 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.state.admission = Admission(settings.max_in_flight)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, per_path={
-        "/api/checkpoints": (settings.max_checkpoint_upload_bytes, "MAE_MAX_CHECKPOINT_UPLOAD_BYTES")})
+        "/api/checkpoints": (settings.max_checkpoint_upload_bytes, "MAE_MAX_CHECKPOINT_UPLOAD_BYTES")},
+        idle_timeout_s=settings.body_idle_timeout_s, min_rate=settings.body_min_bytes_per_s)
     app.add_middleware(AdmissionMiddleware, admission=app.state.admission)  # outermost
 
     app.include_router(pages.router)

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
             the headers are kept.
         body_idle_timeout_s: longest wait for the next piece of a request body; a body that
             stalls longer gets 408 and the connection is closed.
+        body_min_bytes_per_s: slowest average a request body may arrive at, checked once it
+            has taken ``body_idle_timeout_s``; slower gets 408.
     """
 
     model_config = SettingsConfigDict(env_prefix="MAE_", extra="ignore")
@@ -88,6 +90,7 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     max_headers: int = Field(default=100, ge=8)
     body_idle_timeout_s: float = Field(default=15.0, gt=0)
+    body_min_bytes_per_s: float = Field(default=1024.0, ge=0)
 
     @field_validator("data_roots", mode="before")
     @classmethod
