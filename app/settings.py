@@ -62,6 +62,13 @@ class Settings(BaseSettings):
             stalls longer gets 408 and the connection is closed.
         body_min_bytes_per_s: slowest average a request body may arrive at, checked once it
             has taken ``body_idle_timeout_s``; slower gets 408.
+        allowed_hosts: host names the server answers to (``MAE_ALLOWED_HOSTS=lab.example,10.0.0.5``,
+            ``*`` for any); empty: the loopback names plus ``host``. Others get 400.
+        auth_token: one or more tokens (comma-separated); when set (or ``auth_token_file``, one
+            token a line), requests need ``Authorization: Bearer <token>`` or the ``/login``
+            cookie, except the probes and static assets.
+        auth_scope: ``all`` (default): every route needs the token; ``write``: only
+            state-changing requests (reading stays open).
     """
 
     model_config = SettingsConfigDict(env_prefix="MAE_", extra="ignore")
@@ -91,6 +98,10 @@ class Settings(BaseSettings):
     max_headers: int = Field(default=100, ge=8)
     body_idle_timeout_s: float = Field(default=15.0, gt=0)
     body_min_bytes_per_s: float = Field(default=1024.0, ge=0)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    auth_token: str | None = Field(default=None, repr=False)
+    auth_token_file: Path | None = None
+    auth_scope: Literal["all", "write"] = "all"
 
     @field_validator("data_roots", mode="before")
     @classmethod
@@ -99,6 +110,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             text = value.strip()
             return json.loads(text) if text.startswith("[") else [p for p in text.split(os.pathsep) if p]
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
         return value
 
     @property
