@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = ModelRegistry(settings.checkpoint_dir, settings.default_model, settings.device,
                              settings.model_cache_size,
                              extra_folders=[settings.data.checkpoints, embedded_checkpoint_dir()],
-                             precision=settings.precision)
+                             precision=settings.precision, max_tokens=settings.max_serve_tokens)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

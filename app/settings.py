@@ -62,6 +62,8 @@ class Settings(BaseSettings):
             stalls longer gets 408 and the connection is closed.
         body_min_bytes_per_s: slowest average a request body may arrive at, checked once it
             has taken ``body_idle_timeout_s``; slower gets 408.
+        max_serve_tokens: most patches per image a checkpoint may have to be served (224 px at
+            patch 16 is 196; 512 px is 1024); bigger ones get 422 (they would slow every request).
         allowed_hosts: host names the server answers to (``MAE_ALLOWED_HOSTS=lab.example,10.0.0.5``,
             ``*`` for any); empty: the loopback names plus ``host``. Others get 400.
         auth_token: one or more tokens (comma-separated); when set (or ``auth_token_file``, one
@@ -98,6 +100,7 @@ class Settings(BaseSettings):
     max_headers: int = Field(default=100, ge=8)
     body_idle_timeout_s: float = Field(default=15.0, gt=0)
     body_min_bytes_per_s: float = Field(default=1024.0, ge=0)
+    max_serve_tokens: int = Field(default=1024, ge=1)
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     auth_token: str | None = Field(default=None, repr=False)
     auth_token_file: Path | None = None
