@@ -24,6 +24,7 @@ from .auth import SecurityMiddleware, default_hosts, read_tokens, with_inline_sc
 from .batcher import Batcher
 from .errors import document_common_errors, install_error_handlers
 from .middleware import BodyLimitMiddleware
+from .redact import PathScrubMiddleware
 from .registry import ModelRegistry
 from .routers import api, checkpoints, features, pages, reconstruct
 from .settings import Settings
@@ -102,6 +103,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, per_path={
         "/api/checkpoints": (settings.max_checkpoint_upload_bytes, "MAE_MAX_CHECKPOINT_UPLOAD_BYTES")},
         idle_timeout_s=settings.body_idle_timeout_s, min_rate=settings.body_min_bytes_per_s)
+    if settings.hides_paths:
+        app.add_middleware(PathScrubMiddleware, folders=[
+            *((root, "<datasets>") for root in settings.data_roots),
+            (settings.data.checkpoints, "<checkpoints>"), (settings.checkpoint_dir, "<checkpoints>"),
+            (embedded_checkpoint_dir(), "<embedded>"), (settings.data_dir, "<data>")])
     app.add_middleware(AdmissionMiddleware, admission=app.state.admission)
     app.add_middleware(SecurityMiddleware, tokens=read_tokens(settings.auth_token, settings.auth_token_file),
                        allowed_hosts=settings.allowed_hosts or default_hosts(settings.host),

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
             has taken ``body_idle_timeout_s``; slower gets 408.
         max_serve_tokens: most patches per image a checkpoint may have to be served (224 px at
             patch 16 is 196; 512 px is 1024); bigger ones get 422 (they would slow every request).
+        hide_paths: answer with folder labels (``<datasets>/cats``) instead of host paths;
+            default: when ``host`` is not a loopback address (other machines can connect).
         allowed_hosts: host names the server answers to (``MAE_ALLOWED_HOSTS=lab.example,10.0.0.5``,
             ``*`` for any); empty: the loopback names plus ``host``. Others get 400.
         auth_token: one or more tokens (comma-separated); when set (or ``auth_token_file``, one
@@ -101,6 +103,7 @@ class Settings(BaseSettings):
     body_idle_timeout_s: float = Field(default=15.0, gt=0)
     body_min_bytes_per_s: float = Field(default=1024.0, ge=0)
     max_serve_tokens: int = Field(default=1024, ge=1)
+    hide_paths: bool | None = None
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     auth_token: str | None = Field(default=None, repr=False)
     auth_token_file: Path | None = None
@@ -121,6 +124,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [h.strip() for h in value.split(",") if h.strip()]
         return value
+
+    @property
+    def hides_paths(self) -> bool:
+        """Whether answers show folder labels instead of host paths (see ``hide_paths``)."""
+        if self.hide_paths is not None:
+            return self.hide_paths
+        return not (self.host in ("localhost", "::1") or self.host.startswith("127."))
 
     @property
     def decode_limits(self) -> dict[str, int]:

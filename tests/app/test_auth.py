@@ -102,3 +102,23 @@ def test_security_headers_on_every_answer(folder):
             assert "unsafe-eval" not in csp and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
             assert resp.headers["x-content-type-options"] == "nosniff"
             assert resp.headers["referrer-policy"] == "same-origin"
+
+
+def test_clients_see_names_never_host_paths(folder, tmp_path):
+    from support.hostile_images import encode, picture
+
+    root = tmp_path / "images"
+    (root / "cats").mkdir(parents=True)
+    for i in range(2):
+        (root / "cats" / f"{i}.png").write_bytes(encode(picture(), "PNG"))
+    with make_client(folder, data_roots=[root], host="0.0.0.0") as client:  # reachable from elsewhere
+        for path in ("/api/datasets", "/train", "/api/models", "/api/checkpoints", "/api/ready"):
+            resp = client.get(path)
+            assert resp.status_code == 200, path
+            for secret in (str(root), str(folder)):
+                assert secret not in resp.text, (path, secret)
+        assert "cats" in client.get("/api/datasets").text
+        missing = client.post("/api/jobs", json={"dataset": "dogs", "epochs": 1, "batch_size": 4})
+        assert str(root) not in missing.text
+    with make_client(folder, data_roots=[root]) as client:  # loopback only: the local user's own paths
+        assert str(root) in client.get("/api/datasets").text
