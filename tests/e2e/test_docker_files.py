@@ -196,3 +196,12 @@ def test_installs_the_package_not_the_checkout_with_the_tested_versions(dockerfi
 def test_dockerignore_keeps_local_state_out_of_the_build_context():
     for path in (".git", ".venv", "var", "runs", "data", "images", "test-artifacts", "mae_lab.egg-info"):
         assert dockerignored(path), path
+
+
+def test_web_port_is_published_on_loopback_by_default(compose):
+    """Strangers on the network cannot reach a token-less server: the default publish address
+    is 127.0.0.1 (``MAE_PUBLISH_ADDR`` opens it, with ``MAE_AUTH_TOKEN``)."""
+    (published,) = compose["services"]["web"]["ports"]
+    assert re.sub(r"\$\{(\w+):-([^}]*)\}", r"\2", str(published)) == "127.0.0.1:8000:8000"
+    env = compose["services"]["web"]["environment"]
+    assert {"MAE_AUTH_TOKEN", "MAE_ALLOWED_HOSTS"} <= set(env)
