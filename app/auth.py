@@ -36,7 +36,8 @@ OPEN_PATHS = {"/api/health", "/api/ready", "/login", "/logout", "/favicon.ico"}
 OPEN_PREFIXES = ("/static/", "/vendor/docs/")
 COOKIE = "mae_session"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data: blob:; connect-src 'self'; font-src 'self' data:; object-src 'none'; "
+       "img-src 'self' data: blob:; connect-src 'self'; worker-src 'self' blob:; font-src 'self' data:; "
+       "object-src 'none'; "
        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
