@@ -112,7 +112,8 @@ class SecurityMiddleware:
         host = headers.get("host", "")
         method, path = scope.get("method", "GET"), scope.get("path", "")
         probe = path in ("/api/health", "/api/ready") and method in ("GET", "HEAD")
-        if not (self.any_host or probe) and host_name(host) not in self.allowed_hosts:
+        # no Host at all (HTTP/1.0, raw ASGI) cannot be a rebinding browser: browsers always send it
+        if host and not (self.any_host or probe) and host_name(host) not in self.allowed_hosts:
             await _answer(send, 400, "bad_host",
                           f"this server does not answer to the host name {host_name(host)!r}; "
                           "use one it is configured for (MAE_ALLOWED_HOSTS)")
