@@ -2,7 +2,8 @@
 
 Every HTTP request except the liveness probe (``GET /api/health``) is counted from the moment its
 headers arrive until its response is sent. Past ``limit`` requests, or once draining has begun
-(SIGTERM), new requests get 503 with ``Retry-After``/``Retry-After-Ms`` at once: their bodies are
+(SIGTERM), new requests get 503 with ``Retry-After``/``Retry-After-Ms`` at once (and every
+answer sent while draining says ``Connection: close``): their bodies are
 never read, so a flood of uploads costs neither memory nor CPU. ``app.server`` watches
 ``in_flight`` to know when draining is done.
 """
@@ -79,6 +80,11 @@ class AdmissionMiddleware:
         async def tracked_send(message: Message) -> None:
             nonlocal started
             started = True
+            if message["type"] == "http.response.start" and self.admission.draining:
+                # no keep-alive past a drain: the client opens its next request elsewhere
+                # instead of having it reset when the process exits
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
             await send(message)
 
         try:

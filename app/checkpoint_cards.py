@@ -94,4 +94,7 @@ def models_payload(registry: ModelRegistry) -> ModelsResponse:
         "default_model": registry.default_id, "default_present": registry.default_id in infos,
         "default_state": registry.default_state, "default_message": registry.default_message,
         "models": entries,
+        "cache": {"size": registry.cache_size, "loaded": registry.loaded_ids(),
+                  "policy": "least recently used; the default checkpoint is never evicted",
+                  "max_tokens_per_image": registry.max_tokens},
     })

@@ -41,6 +41,10 @@ class PayloadTooLargeError(AppError):
     """The upload (bytes) or the decoded image (pixels) exceeds the configured limit."""
 
 
+class BodyTimeoutError(AppError):
+    """The request body stalled or arrived too slowly (MAE_BODY_IDLE_TIMEOUT_S)."""
+
+
 class ServiceUnavailableError(AppError):
     """The service cannot take the request now (worker stopped, shutting down, overloaded);
     the client should retry after ``retry_after_ms`` milliseconds."""
@@ -76,6 +80,7 @@ STATUS_TABLE: dict[type[BaseException], tuple[int, str]] = {
     DecoderMissingError: (409, "decoder_missing"),
     DownloadStateError: (409, "download_state"),
     PayloadTooLargeError: (413, "too_large"),
+    BodyTimeoutError: (408, "body_timeout"),
     UnsupportedImageError: (415, "unsupported_image"),
     InvalidParameterError: (422, "invalid_parameter"),
     CheckpointError: (422, "checkpoint_unusable"),

@@ -3,8 +3,12 @@
 Order of checks, each before any pixel is decoded: size in bytes (413), declared content type
 (415), empty (400), signature of a known non-allowed format (415), header parse with only the
 allowed formats' parsers (400 when no allowed format matches), pixel count from the header (413;
-Pillow's decompression-bomb warning counts as an error too). Only then are the pixels decoded
-(400 when they are damaged or truncated).
+Pillow's decompression-bomb warning counts as an error too), then the work and memory the decode
+would take, estimated from the header (413): the number of JPEG scans (a progressive JPEG can
+repeat a tiny scan thousands of times, each one a pass over the whole image), a TIFF's tile or
+strip size against the image (one huge tile behind a tiny image), and the decoder's memory per
+pixel (lossless WebP needs ~16 bytes a pixel). Only then are the pixels decoded (400 when they
+are damaged or truncated).
 
 The decoded image is turned upright (EXIF), reduced to at most ``WORKING_PIXELS`` (JPEGs are
 decoded at 1/2, 1/4 or 1/8 scale when that is enough) and converted to RGB, so a request waiting
@@ -38,6 +42,17 @@ ACCEPTED_TEXT = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 # Decoded images larger than this are scaled down (aspect kept) before they are queued; every
 # model input is far smaller (224x224 = 0.05 MP for the default checkpoint).
 WORKING_PIXELS = 4_000_000
+# Defaults of the decode-work limits (Settings.max_jpeg_scans / max_decode_bytes). Ordinary
+# progressive JPEGs have ~10 scans (libjpeg-turbo's own -maxscans exists for this bomb).
+MAX_JPEG_SCANS = 100
+MAX_DECODE_BYTES = 256 * 2**20
+# Decoder memory per pixel, in bytes, beyond which the estimate below refuses: Pillow keeps most
+# modes in 4 bytes a pixel; libwebp's lossless decoder holds ~4 ARGB copies (601 MB measured for
+# 39.6 MP); a progressive JPEG keeps every DCT coefficient (2 bytes x up to 3 components).
+_BYTES_PER_PIXEL = {"WEBP": 16, "PROGRESSIVE_JPEG": 6}
+# A tile or strip may exceed the image it belongs to (writers round up), but not by this much.
+_TILE_SLACK = 4
+_TILE_FLOOR_PIXELS = 1 << 20
 
 # Signatures of formats refused with 415 (recognised, not decoded). Anything else that no allowed
 # parser accepts is "not an image" (400).
@@ -85,7 +100,8 @@ def sniff_other_format(data: bytes) -> str | None:
     return None
 
 
-def decode_image(data: bytes, content_type: str | None, max_bytes: int, max_pixels: int) -> Image.Image:
+def decode_image(data: bytes, content_type: str | None, max_bytes: int, max_pixels: int, *,
+                 max_scans: int = MAX_JPEG_SCANS, max_decode_bytes: int = MAX_DECODE_BYTES) -> Image.Image:
     """Decode an upload into an upright RGB image of at most ``WORKING_PIXELS``.
 
     Runs Pillow, so call it off the event loop (the route bounds how many run at once).
@@ -102,6 +118,7 @@ def decode_image(data: bytes, content_type: str | None, max_bytes: int, max_pixe
     if other is not None:
         raise UnsupportedImageError(f"{other} files are not supported; send a {ACCEPTED_TEXT} file")
     img = open_header(data, max_pixels)
+    check_decode_cost(img, data, max_scans, max_decode_bytes)
     with _bombs_are_errors():
         _draft(img, WORKING_PIXELS)
         try:
@@ -149,6 +166,58 @@ def open_header(data: bytes, max_pixels: int) -> Image.Image:
             f"{max_pixels / 1e6:.1f} (MAE_MAX_IMAGE_PIXELS); send a smaller image"
         )
     return img
+
+
+def jpeg_scan_count(data: bytes) -> int:
+    """Start-of-scan markers in a JPEG. Entropy-coded data never holds FF DA (a coded FF is
+    always followed by 00 or a restart marker), so counting the bytes counts the scans; an APP
+    segment could hold the pair by chance, which only ever counts too many."""
+    return data.count(b"\xff\xda")
+
+
+def check_decode_cost(img: Image.Image, data: bytes, max_scans: int, max_decode_bytes: int) -> None:
+    """Refuse (413) an image whose decode would take more passes or memory than allowed,
+    from what its header says; nothing is decoded here."""
+    width, height = img.size
+    per_pixel = 4
+    if img.format in ("JPEG", "MPO"):
+        scans = jpeg_scan_count(data)
+        if scans > max_scans:
+            raise PayloadTooLargeError(
+                f"the JPEG has {scans} scans; the limit is {max_scans} (MAE_MAX_JPEG_SCANS), and "
+                "each scan is a pass over the whole image; send it as a baseline JPEG or a PNG")
+        if img.info.get("progressive") or img.info.get("progression"):
+            per_pixel = _BYTES_PER_PIXEL["PROGRESSIVE_JPEG"]
+    per_pixel = _BYTES_PER_PIXEL.get(img.format or "", per_pixel)
+    cost = width * height * per_pixel
+    if img.format == "TIFF":
+        cost += _tiff_block_bytes(img)
+    if cost > max_decode_bytes:
+        raise PayloadTooLargeError(
+            f"decoding this {img.format} image ({width}x{height}) would take about "
+            f"{cost / 2**20:.0f} MiB; the limit is {max_decode_bytes / 2**20:.0f} MiB "
+            "(MAE_MAX_DECODE_BYTES); send a smaller image or another format (PNG, JPEG)")
+
+
+def _tiff_block_bytes(img: Image.Image) -> int:
+    """The buffer libtiff allocates for one tile or strip; refuses blocks far larger than the
+    image (a 16x16 image with one 16384x16384 tile decodes 768 MB)."""
+    tags = getattr(img, "tag_v2", {})
+    width, height = img.size
+    tile_w, tile_h = tags.get(322), tags.get(323)
+    if tile_w and tile_h:
+        block_w, block_h = int(tile_w), int(tile_h)
+    else:
+        rows = tags.get(278) or height
+        block_w, block_h = width, min(int(rows), height)  # libtiff clamps strips to the image
+    if block_w * block_h > max(_TILE_SLACK * width * height, _TILE_FLOOR_PIXELS):
+        raise PayloadTooLargeError(
+            f"the TIFF declares {width}x{height} pixels but stores them in {block_w}x{block_h} "
+            "blocks (tiles or strips), far larger than the image; save it again without tiling")
+    samples = int(tags.get(277) or 1)
+    bits = tags.get(258) or (8,)
+    depth = max(bits) if isinstance(bits, tuple) else int(bits)
+    return block_w * block_h * samples * max(1, depth // 8)
 
 
 def shrink_to(img: Image.Image, max_pixels: int) -> Image.Image:

@@ -20,9 +20,11 @@ from mae_service.downloads import DownloadManager
 from mae_service.features import FeatureStore
 
 from .admission import EXEMPT, Admission, AdmissionMiddleware
+from .auth import SecurityMiddleware, default_hosts, read_tokens, with_inline_scripts_allowed
 from .batcher import Batcher
 from .errors import document_common_errors, install_error_handlers
 from .middleware import BodyLimitMiddleware
+from .redact import PathScrubMiddleware
 from .registry import ModelRegistry
 from . import eval_jobs
 from .routers import analysis, api, checkpoints, features, jobs, pages, reconstruct, train
@@ -55,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = ModelRegistry(settings.checkpoint_dir, settings.default_model, settings.device,
                              settings.model_cache_size,
                              extra_folders=[settings.data.checkpoints, embedded_checkpoint_dir()],
-                             precision=settings.precision)
+                             precision=settings.precision, max_tokens=settings.max_serve_tokens)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,8 +90,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.state.admission = Admission(settings.max_in_flight)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, per_path={
-        "/api/checkpoints": (settings.max_checkpoint_upload_bytes, "MAE_MAX_CHECKPOINT_UPLOAD_BYTES")})
-    app.add_middleware(AdmissionMiddleware, admission=app.state.admission)  # outermost
+        "/api/checkpoints": (settings.max_checkpoint_upload_bytes, "MAE_MAX_CHECKPOINT_UPLOAD_BYTES")},
+        idle_timeout_s=settings.body_idle_timeout_s, min_rate=settings.body_min_bytes_per_s)
+    if settings.hides_paths:
+        app.add_middleware(PathScrubMiddleware, folders=[
+            *((root, "<datasets>") for root in settings.data_roots),
+            (settings.data.checkpoints, "<checkpoints>"), (settings.checkpoint_dir, "<checkpoints>"),
+            (embedded_checkpoint_dir(), "<embedded>"), (settings.data_dir, "<data>")])
+    app.add_middleware(AdmissionMiddleware, admission=app.state.admission)
+    app.add_middleware(SecurityMiddleware, tokens=read_tokens(settings.auth_token, settings.auth_token_file),
+                       allowed_hosts=settings.allowed_hosts or default_hosts(settings.host),
+                       scope=settings.auth_scope)  # outermost: refusals cost no slot
 
     app.include_router(pages.router)
     app.include_router(reconstruct.router)
@@ -143,18 +154,18 @@ def install_offline_docs(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(
+        return with_inline_scripts_allowed(get_swagger_ui_html(
             openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
             oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
             swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
             swagger_favicon_url=f"{root}{favicon}",
             # no badge fetched from validator.swagger.io
-            swagger_ui_parameters={**(app.swagger_ui_parameters or {}), "validatorUrl": None})
+            swagger_ui_parameters={**(app.swagger_ui_parameters or {}), "validatorUrl": None}))
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
+        return with_inline_scripts_allowed(get_swagger_ui_oauth2_redirect_html())
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:

@@ -1,10 +1,13 @@
-"""A request-body size limit enforced before (and while) anything reads the body."""
+"""A request-body size limit and read deadline, enforced before (and while) anything reads the body."""
 
 from __future__ import annotations
 
+import time
+
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import PayloadTooLargeError, send_error
+from .errors import AppError, BodyTimeoutError, PayloadTooLargeError, send_error
 
 
 class BodyLimitMiddleware:
@@ -15,12 +18,20 @@ class BodyLimitMiddleware:
     received are counted and the body is cut off as soon as it passes the limit: the app sees a
     disconnect, whatever it answers is dropped, and the client gets the 413 and a closed
     connection.
+
+    Slow bodies are cut off the same way, with 408: a wait of over ``idle_timeout_s`` for the
+    next piece, or, once ``idle_timeout_s`` has passed, an average below ``min_rate`` bytes a
+    second. A client trickling one byte at a time so holds its in-flight slot for seconds, not
+    for as long as it likes.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int,
-                 per_path: dict[str, tuple[int, str]] | None = None) -> None:
+                 per_path: dict[str, tuple[int, str]] | None = None,
+                 idle_timeout_s: float = 15.0, min_rate: float = 1024.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.idle_timeout_s = idle_timeout_s
+        self.min_rate = min_rate
         # exact POST paths with their own limit and setting name (checkpoint uploads)
         self.per_path = per_path or {}
 
@@ -44,24 +55,39 @@ class BodyLimitMiddleware:
             await send_error(send, self._too_large(f"{int(declared) / 2**20:.2f} MiB", limit, setting))
             return
         received = 0
-        cut_off = False
+        cut_off: AppError | None = None
         started = False
+        body_done = False
+        began = time.monotonic()
 
         async def limited_receive() -> Message:
-            nonlocal received, cut_off
-            if cut_off:
+            nonlocal received, cut_off, body_done
+            if cut_off is not None:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            if body_done:
+                return await receive()  # after the body: only the disconnect is left to wait for
+            with anyio.move_on_after(self.idle_timeout_s) as waited:
+                message = await receive()
+            if waited.cancelled_caught:
+                cut_off = self._too_slow(f"no part of the request body arrived for "
+                                         f"{self.idle_timeout_s:g} s")
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
+                elapsed = time.monotonic() - began
                 if received > limit:
-                    cut_off = True
+                    cut_off = self._too_large(f"over {limit / 2**20:.2f} MiB", limit, setting)
+                    return {"type": "http.disconnect"}
+                if not body_done and elapsed > self.idle_timeout_s and received < self.min_rate * elapsed:
+                    cut_off = self._too_slow(f"the request body arrived at {received / elapsed:.0f} "
+                                             f"bytes/s, under {self.min_rate:g}")
                     return {"type": "http.disconnect"}
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if cut_off and not started:
+            if cut_off is not None and not started:
                 return  # the app's answer to the cut-off body is replaced by the 413
             started = True
             await send(message)
@@ -69,7 +95,11 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited_receive, guarded_send)
         except Exception:
-            if not cut_off:
+            if cut_off is None:
                 raise
-        if cut_off and not started:
-            await send_error(send, self._too_large(f"over {limit / 2**20:.2f} MiB", limit, setting))
+        if cut_off is not None and not started:
+            await send_error(send, cut_off)
+
+    def _too_slow(self, what: str) -> BodyTimeoutError:
+        return BodyTimeoutError(f"{what} (MAE_BODY_IDLE_TIMEOUT_S is {self.idle_timeout_s:g} s); "
+                                "send the whole body at once")

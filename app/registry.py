@@ -93,10 +93,15 @@ class ModelRegistry:
         cache_size: most loaded checkpoints kept (the default is kept in addition).
         extra_folders: more folders listed after ``folder`` (trained jobs publish there); an id
             already found in an earlier folder wins.
+        max_tokens: most patches per image a served checkpoint may have (attention costs grow
+            with their square: a 1024 px model costs ~7x a 224 px one per request); a checkpoint
+            over it is refused with 422 instead of slowing everybody's requests.
     """
 
     def __init__(self, folder: Path, default_id: str, device: str | None = None, cache_size: int = 2,
-                 extra_folders: Sequence[Path] = (), precision: str = "fast") -> None:
+                 extra_folders: Sequence[Path] = (), precision: str = "fast",
+                 max_tokens: int = 1024) -> None:
+        self.max_tokens = max_tokens
         self.folder = Path(folder)
         self.folders = [self.folder, *(Path(f) for f in extra_folders if Path(f) != self.folder)]
         self.default_id = default_id
@@ -158,11 +163,17 @@ class ModelRegistry:
                     f"{available} (GET /api/models lists them)"
                 )
             raise UnknownModelError(
-                f"the default checkpoint {wanted!r} is not present in {self.folder}; send "
+                f"the default checkpoint {wanted!r} is not present in the checkpoint folder; send "
                 f"model=<id> with one of: {available}, or start the server with --default-model"
             )
         if info.error:
             raise CheckpointError(f"checkpoint {wanted!r} cannot be used: {info.error}")
+        tokens = tokens_per_image(info.card)
+        if tokens is not None and tokens > self.max_tokens:
+            raise CheckpointError(
+                f"checkpoint {wanted!r} works on {tokens} patches per image; this server serves "
+                f"at most {self.max_tokens} (MAE_MAX_SERVE_TOKENS), so it would slow every other "
+                "request; reconstruct with it from the command line (mae reconstruct) instead")
         if not info.can_reconstruct:
             raise DecoderMissingError(
                 f"checkpoint {wanted!r} has no decoder (encoder-only weights), so it cannot "
@@ -242,6 +253,17 @@ class ModelRegistry:
         else:
             self.default_state = "ready"
             self.default_message = f"default checkpoint {self.default_id!r} loaded"
+
+
+def tokens_per_image(card: dict[str, Any]) -> int | None:
+    """Patches per image from a card's ``model_config`` (None when it does not say)."""
+    config = card.get("model_config") if isinstance(card, dict) else None
+    try:
+        size, patch = config["img_size"], int(config["patch_size"])
+        height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        return (height // patch) * (width // patch)
+    except (TypeError, KeyError, ValueError, IndexError, ZeroDivisionError):
+        return None
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -106,6 +106,18 @@ class ModelEntry(BaseModel):
                           examples=[True])
 
 
+class CachePolicy(BaseModel):
+    """How the server keeps checkpoints in memory, so a client can tell what a request costs."""
+
+    size: int = Field(description="loaded checkpoints kept besides the default (MAE_MODEL_CACHE_SIZE)",
+                      examples=[2])
+    policy: str = Field(examples=["least recently used; the default checkpoint is never evicted"])
+    loaded: list[str] = Field(description="checkpoint ids in memory now, least recently used first")
+    max_tokens_per_image: int = Field(
+        description="most patches per image a served checkpoint may have (MAE_MAX_SERVE_TOKENS)",
+        examples=[1024])
+
+
 class ModelsResponse(BaseModel):
     default_model: str = Field(examples=["mae-lab-default"])
     default_present: bool = Field(description="whether the default checkpoint file exists",
@@ -113,6 +125,7 @@ class ModelsResponse(BaseModel):
     default_state: str = Field(description="loading, ready, missing or failed", examples=["ready"])
     default_message: str = Field(examples=["default checkpoint 'mae-lab-default' loaded"])
     models: list[ModelEntry]
+    cache: CachePolicy
 
 
 class HealthResponse(BaseModel):

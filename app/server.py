@@ -23,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from .admission import Admission
+from .http_limits import limited_httptools_protocol
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,9 @@ def serve(app: FastAPI, settings: Settings, log_level: str = "info", exit_proces
     """
     share_one_malloc_arena()
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
-                            timeout_graceful_shutdown=settings.shutdown_grace_s)
+                            timeout_graceful_shutdown=settings.shutdown_grace_s,
+                            http=limited_httptools_protocol(settings.max_header_bytes, settings.max_headers),
+                            h11_max_incomplete_event_size=settings.max_header_bytes)
     server = GracefulServer(config, app.state.admission, settings.shutdown_grace_s)
     server.run()
     if exit_process and server.drain_deadline is not None:

@@ -59,6 +59,28 @@ class Settings(BaseSettings):
         bench_dir: where ``mae bench`` and ``mae ablate`` write their JSON (``bench_train.json``,
             ``ablations/<factor>.json``); default the data folder's ``bench-results/``.
         bench_train_file: the training benchmark file, if not ``bench_dir/bench_train.json``.
+        max_jpeg_scans: most scans a JPEG upload may have (each is a pass over the whole image;
+            a progressive-JPEG bomb repeats a tiny scan thousands of times); more get 413.
+        max_decode_bytes: most memory one upload's decode may take, estimated from its header
+            (pixels x the decoder's bytes per pixel, plus a TIFF's tile or strip); more get 413.
+        max_header_bytes, max_headers: most bytes (request line plus headers) and header lines
+            one request may send; past either the connection gets 431 and is closed, before
+            the headers are kept.
+        body_idle_timeout_s: longest wait for the next piece of a request body; a body that
+            stalls longer gets 408 and the connection is closed.
+        body_min_bytes_per_s: slowest average a request body may arrive at, checked once it
+            has taken ``body_idle_timeout_s``; slower gets 408.
+        max_serve_tokens: most patches per image a checkpoint may have to be served (224 px at
+            patch 16 is 196; 512 px is 1024); bigger ones get 422 (they would slow every request).
+        hide_paths: answer with folder labels (``<datasets>/cats``) instead of host paths;
+            default: when ``host`` is not a loopback address (other machines can connect).
+        allowed_hosts: host names the server answers to (``MAE_ALLOWED_HOSTS=lab.example,10.0.0.5``,
+            ``*`` for any); empty: the loopback names plus ``host``. Others get 400.
+        auth_token: one or more tokens (comma-separated); when set (or ``auth_token_file``, one
+            token a line), requests need ``Authorization: Bearer <token>`` or the ``/login``
+            cookie, except the probes and static assets.
+        auth_scope: ``all`` (default): every route needs the token; ``write``: only
+            state-changing requests (reading stays open).
     """
 
     model_config = SettingsConfigDict(env_prefix="MAE_", extra="ignore")
@@ -86,6 +108,18 @@ class Settings(BaseSettings):
     runs_dir: Path = Field(default_factory=default_runs_dir)
     bench_dir: Path = Field(default_factory=default_bench_dir)
     bench_train_file: Path | None = None
+    max_jpeg_scans: int = Field(default=100, ge=1)
+    max_decode_bytes: int = Field(default=256 * 1024**2, ge=1)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=8)
+    body_idle_timeout_s: float = Field(default=15.0, gt=0)
+    body_min_bytes_per_s: float = Field(default=1024.0, ge=0)
+    max_serve_tokens: int = Field(default=1024, ge=1)
+    hide_paths: bool | None = None
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    auth_token: str | None = Field(default=None, repr=False)
+    auth_token_file: Path | None = None
+    auth_scope: Literal["all", "write"] = "all"
 
     @field_validator("data_roots", mode="before")
     @classmethod
@@ -95,6 +129,25 @@ class Settings(BaseSettings):
             text = value.strip()
             return json.loads(text) if text.startswith("[") else [p for p in text.split(os.pathsep) if p]
         return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @property
+    def hides_paths(self) -> bool:
+        """Whether answers show folder labels instead of host paths (see ``hide_paths``)."""
+        if self.hide_paths is not None:
+            return self.hide_paths
+        return not (self.host in ("localhost", "::1") or self.host.startswith("127."))
+
+    @property
+    def decode_limits(self) -> dict[str, int]:
+        """The decode-work limits, as ``app.images.decode_image`` takes them."""
+        return {"max_scans": self.max_jpeg_scans, "max_decode_bytes": self.max_decode_bytes}
 
     @property
     def jobs_store_url(self) -> str | None:

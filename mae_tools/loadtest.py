@@ -248,6 +248,76 @@ def run_against(url: str, config: LoadConfig, server: ServerProcess | None = Non
     return result
 
 
+# ------------------------------------------------------------ hostile connections (raw sockets)
+MAX_FLOOD_BYTES = 128 * 2**20
+MAX_SLOW_CLIENTS = 256
+
+
+def _loopback_address(url: str) -> tuple[str, int]:
+    parsed = urlparse(url)
+    if parsed.hostname not in LOOPBACK:
+        raise ValueError(f"hostile clients only target the loopback interface, not {parsed.hostname!r}")
+    return parsed.hostname, parsed.port or 80
+
+
+def header_flood(url: str, total_bytes: int = 16 * 2**20, line: bytes = b"X-h: v\r\n") -> dict[str, Any]:
+    """One connection sending ``GET /api/health`` followed by ``total_bytes`` of header lines
+    (at most 128 MiB); returns the status line the server answered (or None) and how many
+    bytes it took before the server answered or closed."""
+    import socket
+
+    if not 0 < total_bytes <= MAX_FLOOD_BYTES:
+        raise ValueError(f"flood 1..{MAX_FLOOD_BYTES} bytes")
+    host, port = _loopback_address(url)
+    block = line * (65536 // len(line))
+    sent, answer = 0, b""
+    with socket.create_connection((host, port), timeout=30) as sock:
+        try:
+            sock.sendall(f"GET /api/health HTTP/1.1\r\nHost: {host}:{port}\r\n".encode())
+            while sent < total_bytes:
+                sock.sendall(block)
+                sent += len(block)
+            sock.sendall(b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused part-way: what it answered is read below
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+                if b"\r\n\r\n" in answer:
+                    break
+        except (ConnectionResetError, TimeoutError):
+            pass
+    status = answer.split(b"\r\n", 1)[0].decode("latin-1") if answer else None
+    return {"status_line": status, "bytes_sent": sent}
+
+
+def slow_body_clients(url: str, clients: int, seconds: float, path: str = "/reconstruct") -> list[str | None]:
+    """``clients`` connections that declare a 1 MB body, send one byte, then nothing for up to
+    ``seconds``; returns each one's status line (None if the server said nothing)."""
+    import socket
+
+    if not 1 <= clients <= MAX_SLOW_CLIENTS or not 0 < seconds <= 120:
+        raise ValueError(f"use 1..{MAX_SLOW_CLIENTS} clients for at most 120 s")
+    host, port = _loopback_address(url)
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: multipart/form-data; "
+            "boundary=x\r\nContent-Length: 1000000\r\n\r\n-").encode()
+    socks = []
+    for _ in range(clients):
+        sock = socket.create_connection((host, port), timeout=seconds)
+        sock.sendall(head)
+        socks.append(sock)
+    results: list[str | None] = []
+    for sock in socks:
+        try:
+            answer = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError):
+            answer = b""
+        finally:
+            sock.close()
+        results.append(answer.split(b"\r\n", 1)[0].decode("latin-1") if answer else None)
+    return results
+
+
 def print_table(result: dict[str, Any]) -> None:
     lat = result["latency_ms"]
     print(f"\nload test: {result['url']} ({'own tiny-model server' if result['own_server'] else 'given server'})")

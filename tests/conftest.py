@@ -8,6 +8,10 @@ from PIL import Image
 # Tests are CPU-only and small; keep torch from oversubscribing the 2-core CI machine.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+# Starlette's TestClient sends "Host: testserver"; the production default answers loopback names
+# only (app.auth), so in-process tests add that one name (servers run as subprocesses inherit it).
+os.environ.setdefault("MAE_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1,::1")
+
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -16,7 +16,7 @@ from typing import Iterator
 import pytest
 
 from mae_tools.testing import free_port
-from support.browser_helpers import launch_chromium
+from support.browser_helpers import launch_chromium, wait_for_js
 from support.analysis_data import PAGE_FIGURES, PERF_FIGURES, RUN_FIGURES, snapshot_png, write_ours
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
@@ -90,7 +90,7 @@ def test_analysis_page_draws_every_chart(tmp_path, monkeypatch):
 
     with serve(app) as base_url, browser_page(base_url) as (page, outside, errors):
         page.goto(f"{base_url}/analysis", wait_until="load")
-        page.wait_for_function(f"({COUNT_DRAWN})() >= {len(expected)}", timeout=60_000)
+        wait_for_js(page, f"({COUNT_DRAWN})() >= {len(expected)}", timeout=60_000)
         assert page.evaluate(COUNT_DRAWN) == len(expected)
 
         # every chart is the spec the server built: same traces and points
@@ -136,7 +136,7 @@ def test_analysis_page_draws_every_chart(tmp_path, monkeypatch):
         slider.fill("1")
         assert page.locator("#snap-step").inner_text() == "20"
         assert page.locator("#snap-img").get_attribute("src").endswith("/snapshots/20")
-        page.wait_for_function("(() => { const img = document.getElementById('snap-img'); "
+        wait_for_js(page, "(() => { const img = document.getElementById('snap-img'); "
                                "return img.complete && img.naturalWidth === 256; })()",
                                timeout=20_000)
 
@@ -148,16 +148,16 @@ def test_analysis_page_draws_every_chart(tmp_path, monkeypatch):
                 f.write(json.dumps({"step": s, "epoch": s / 10, "lr": 1.5e-4, "loss": 0.25,
                                     "images_per_s": 41.0, "data_wait_frac": 0.05}) + "\n")
         (run / "snapshots" / "step_00000045.png").write_bytes(snapshot_png(45))
-        page.wait_for_function(
+        wait_for_js(page,
             "document.querySelector('[data-figure=\"run-loss\"]').data[0].x.length === 45",
             timeout=20_000)
-        page.wait_for_function("document.getElementById('snap-slider').max === '3'",
+        wait_for_js(page, "document.getElementById('snap-slider').max === '3'",
                                timeout=20_000)
         page.locator("#runs").screenshot(path=str(ARTIFACTS / "analysis-runs.png"))
 
         # switching runs redraws the run charts from /api/runs/<id>/figures
         page.select_option("#run-select", "older-run")
-        page.wait_for_function(
+        wait_for_js(page,
             "document.querySelector('[data-figure=\"run-loss\"]').data[0].x.length === 10",
             timeout=20_000)
         assert page.locator("#run-status").text_content() == "finished"

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from mae_tools.testing import ServerProcess, write_checkpoint
-from support.browser_helpers import watched_page
+from support.browser_helpers import wait_for_js, watched_page
 from support.file_server import file_host, official_pth_bytes
 
 pytestmark = pytest.mark.browser
@@ -55,5 +55,5 @@ def test_download_shows_progress_then_the_model_is_offered_for_reconstruction(br
         assert link.get_attribute("href") == "/?model=tiny-official"
         link.click()
         page.wait_for_url("**/?model=tiny-official*")
-        page.wait_for_function("document.querySelector('#model-select').value === 'tiny-official'")
+        wait_for_js(page, "document.querySelector('#model-select').value === 'tiny-official'")
         assert page.problems == []

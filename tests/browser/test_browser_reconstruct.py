@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mae_tools.testing import free_port, synthetic_photo, write_checkpoint
-from support.browser_helpers import watched_page
+from support.browser_helpers import wait_for_js, watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -77,7 +77,7 @@ def panel_srcs(page, view="single", row=0):
 
 
 def wait_panels_change(page, before, view="single"):
-    page.wait_for_function(
+    wait_for_js(page,
         """([view, before]) => {
             const imgs = [...document.querySelectorAll(`#view-${view} [data-rows] .fig-row:first-child .fig-panel img`)];
             return imgs.length === 4 && imgs.every(i => i.complete && i.naturalWidth > 0)
@@ -99,7 +99,7 @@ def test_upload_slider_strategy_views_and_custom_mask(page, server, tmp_path):
     page.wait_for_selector("#ratio")
     first = panel_srcs(page)  # a sample may already be shown; remember it
     page.set_input_files("#file-input", str(photo))
-    page.wait_for_function("document.querySelector('#file-info').textContent.includes('test-photo.jpg')")
+    wait_for_js(page, "document.querySelector('#file-info').textContent.includes('test-photo.jpg')")
     uploaded = wait_panels_change(page, first if len(first) == 4 else [None] * 4)
     assert len(uploaded) == 4 and all(s and s.startswith("data:image/jpeg;base64,") for s in uploaded)
     sizes = page.eval_on_selector_all("#view-single .fig-panel img", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
@@ -136,13 +136,13 @@ def test_upload_slider_strategy_views_and_custom_mask(page, server, tmp_path):
 
     # ratio sweep: three rows (75/85/95%)
     page.click("#tab-sweep")
-    page.wait_for_function("document.querySelectorAll('#view-sweep .fig-row').length === 3", timeout=15000)
+    wait_for_js(page, "document.querySelectorAll('#view-sweep .fig-row').length === 3", timeout=15000)
     labels = page.eval_on_selector_all("#view-sweep .fig-row .label", "ls => ls.map(l => l.textContent)")
     assert [label.split()[0] for label in labels] == ["75%", "85%", "95%"]
 
     # strategy comparison: random / block / grid
     page.click("#tab-strategies")
-    page.wait_for_function("document.querySelectorAll('#view-strategies .fig-row').length === 3", timeout=15000)
+    wait_for_js(page, "document.querySelectorAll('#view-strategies .fig-row').length === 3", timeout=15000)
     labels = page.eval_on_selector_all("#view-strategies .fig-row .label", "ls => ls.map(l => l.textContent)")
     assert [label.split(" · ")[1] for label in labels] == ["random masking", "block masking", "grid masking"]
     page.screenshot(path=str(ARTIFACTS / "reconstruct-strategies.png"), full_page=True)
@@ -153,16 +153,16 @@ def test_upload_slider_strategy_views_and_custom_mask(page, server, tmp_path):
     count_before = page.inner_text("#custom-count")
     box = page.locator("#mask-editor").bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.5 / 14, box["y"] + box["height"] * 0.5 / 14)
-    page.wait_for_function("([b]) => document.querySelector('#custom-count').textContent !== b",
+    wait_for_js(page, "([b]) => document.querySelector('#custom-count').textContent !== b",
                            arg=[count_before])
-    page.wait_for_function("document.querySelector('#view-custom .fig-row .label').textContent.includes('custom mask')"
+    wait_for_js(page, "document.querySelector('#view-custom .fig-row .label').textContent.includes('custom mask')"
                            " && !document.querySelector('#busy').textContent", timeout=15000)
     hidden = int(page.inner_text("#custom-count").split()[0])
     assert hidden in (int(count_before.split()[0]) - 1, int(count_before.split()[0]) + 1)
     # keyboard editing: Space toggles the patch under the cursor back
     page.focus("#mask-editor")
     page.keyboard.press("Space")
-    page.wait_for_function("([h]) => !document.querySelector('#custom-count').textContent.startsWith(h + ' ')",
+    wait_for_js(page, "([h]) => !document.querySelector('#custom-count').textContent.startsWith(h + ' ')",
                            arg=[hidden])
     page.screenshot(path=str(ARTIFACTS / "reconstruct-custom.png"), full_page=True)
 
@@ -204,7 +204,7 @@ def box(page, selector):
 
 
 def wait_rendered(page, view="single"):
-    page.wait_for_function(
+    wait_for_js(page,
         """(view) => {
             const imgs = [...document.querySelectorAll(`#view-${view} [data-rows] .fig-row:first-child .fig-panel img`)];
             return imgs.length === 4 && imgs.every(i => i.complete && i.naturalWidth > 0)
@@ -258,13 +258,13 @@ def test_custom_mask_with_nothing_hidden_says_so_and_drops_the_old_result(page, 
     page.click("#mask-clear")  # Reveal all: 0 hidden patches
     page.wait_for_selector("#custom-message:not([hidden])")
     assert "No patch is hidden" in page.inner_text("#custom-message")
-    page.wait_for_function("!document.querySelector('#busy').textContent")
+    wait_for_js(page, "!document.querySelector('#busy').textContent")
     assert page.query_selector_all("#view-custom .fig-row") == []  # no stale "75% removed" row
     assert page.is_disabled("#download") and page.is_hidden("#error")
     assert page.inner_text("#custom-count").startswith("0 of ")
 
     page.click("#mask-invert")  # every patch hidden
-    page.wait_for_function("document.querySelector('#custom-message').textContent.includes('Every patch is hidden')")
+    wait_for_js(page, "document.querySelector('#custom-message').textContent.includes('Every patch is hidden')")
     assert page.query_selector_all("#view-custom .fig-row") == []
 
     page.click("#mask-clear")
@@ -297,7 +297,7 @@ def test_state_lives_in_the_url_and_a_link_restores_it(browser, page, server):
     for _ in range(5):
         page.keyboard.press("ArrowRight")  # 75% -> 80%
     page.click("#tab-sweep")
-    page.wait_for_function("document.querySelectorAll('#view-sweep .fig-row').length === 3", timeout=20000)
+    wait_for_js(page, "document.querySelectorAll('#view-sweep .fig-row').length === 3", timeout=20000)
     expected = {"model": "normpix-224", "sample": samples[1], "ratio": "0.8", "strategy": "block",
                 "seed": "4242", "view": "sweep"}
     assert url_params(page) == expected

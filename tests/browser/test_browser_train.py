@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from mae_tools.testing import free_port
-from support.browser_helpers import watched_page
+from support.browser_helpers import wait_for_js, watched_page
 from support.jobs_helpers import REPO, job_request, start_mae, stop, subprocess_env, wait_until
 from support.train_helpers import make_images
 
@@ -79,7 +79,7 @@ def test_form_validates_queues_and_lists_jobs(page, server):
     page.fill("#f-img", "64")
     page.select_option("#f-model", "mae_vit_huge_patch14")
     page.click("#f-submit")
-    page.wait_for_function("document.querySelector('#form-error').textContent.includes('multiple of patch_size 14')")
+    wait_for_js(page, "document.querySelector('#form-error').textContent.includes('multiple of patch_size 14')")
     page.screenshot(path=str(ARTIFACTS / "train-form-error.png"))
 
     page.select_option("#f-model", "mae_vit_tiny_patch16")
@@ -114,14 +114,14 @@ def test_finished_job_page_shows_curves_snapshot_and_log(page, server):
     page.goto(f"{base}/train/jobs/{done_id}")
     page.wait_for_selector("#chart-loss .main-svg")  # plotly.js drew both curves
     page.wait_for_selector("#chart-lr .main-svg")
-    page.wait_for_function("(() => { const i = document.querySelector('#snapshot-img');"
+    wait_for_js(page, "(() => { const i = document.querySelector('#snapshot-img');"
                            " return i && i.complete && i.naturalWidth > 0; })()")
     assert page.inner_text("#job-state") == "succeeded"
     assert page.inner_text("#s-step") == "80 / 80" and page.inner_text("#s-progress") == "100%"
     assert page.is_visible("#use-model") and page.is_hidden("#cancel") and page.is_hidden("#retry")
     assert page.inner_text("#snap-step") == "step 80"
     assert len(page.query_selector_all("#snap-strip button")) >= 8
-    page.wait_for_function("document.querySelector('#logs').textContent.includes('succeeded')")
+    wait_for_js(page, "document.querySelector('#logs').textContent.includes('succeeded')")
     assert "claimed" in page.inner_text("#events") and "succeeded" in page.inner_text("#events")
     # the snapshots say what they are: training images (jobs have no held-out folder)
     assert "not held out" in page.inner_text("#snap-help") and "shapes" in page.inner_text("#snap-help")

@@ -223,3 +223,12 @@ def test_cluster_profile_puts_web_and_workers_on_a_healthy_postgres(compose):
     assert parse_duration(services["worker-cluster"]["stop_grace_period"]) >= 60
     assert build_parser().parse_args(["worker", "--jobs-url", "postgresql://x@h/db"]).jobs_url
     assert build_parser().parse_args(["serve", "--jobs-url", "postgresql://x@h/db"]).jobs_url
+
+
+def test_web_port_is_published_on_loopback_by_default(compose):
+    """Strangers on the network cannot reach a token-less server: the default publish address
+    is 127.0.0.1 (``MAE_PUBLISH_ADDR`` opens it, with ``MAE_AUTH_TOKEN``)."""
+    (published,) = compose["services"]["web"]["ports"]
+    assert re.sub(r"\$\{(\w+):-([^}]*)\}", r"\2", str(published)) == "127.0.0.1:8000:8000"
+    env = compose["services"]["web"]["environment"]
+    assert {"MAE_AUTH_TOKEN", "MAE_ALLOWED_HOSTS"} <= set(env)

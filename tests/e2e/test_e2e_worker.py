@@ -45,8 +45,13 @@ def compose_command(service: str, data_dir: Path, **flags: str) -> list[str]:
 
 def compose_env(service: str, data_dir: Path, images: Path, **extra: str) -> dict[str, str]:
     env = dict(COMPOSE["services"][service]["environment"])
-    assert set(env) == {"MAE_DATA_DIR", "MAE_DATA_ROOTS"}
-    return subprocess_env(MAE_DATA_DIR=str(data_dir), MAE_DATA_ROOTS=str(images), **extra)
+    assert set(env) == {"MAE_DATA_DIR", "MAE_DATA_ROOTS", *PASSED_THROUGH}
+    # the access settings compose passes through from the host, at their defaults (unset there)
+    defaults = {name: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", env[name]) for name in PASSED_THROUGH}
+    return subprocess_env(MAE_DATA_DIR=str(data_dir), MAE_DATA_ROOTS=str(images), **{**defaults, **extra})
+
+
+PASSED_THROUGH = ("MAE_AUTH_TOKEN", "MAE_AUTH_SCOPE", "MAE_ALLOWED_HOSTS")
 
 
 @dataclass

@@ -44,3 +44,28 @@ def launch_chromium():
             yield browser
         finally:
             browser.close()
+
+
+def wait_for_js(page, expression: str, arg=None, timeout: float = 30_000, interval_s: float = 0.05):
+    """``page.wait_for_function`` by polling ``page.evaluate``: the pages' CSP forbids eval, which
+    Playwright's in-page polling uses, while ``evaluate`` (run through the debugger protocol) is
+    not subject to the CSP. ``expression`` is an expression or a function taking ``arg``; errors
+    the page throws (an element not there yet, a navigation) count as "not yet". Returns the
+    truthy value; fails after ``timeout`` milliseconds."""
+    import time
+
+    from playwright.sync_api import Error
+
+    deadline = time.monotonic() + timeout / 1000
+    last_error = None
+    while True:
+        try:
+            value = page.evaluate(expression, arg)
+            if value:
+                return value
+        except Error as exc:
+            last_error = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout / 1000:g} s waiting for {expression!r}"
+                                 + (f" (last error: {last_error})" if last_error else ""))
+        time.sleep(interval_s)

@@ -68,6 +68,66 @@ def bmp_header(width: int, height: int) -> bytes:
     return b"BM" + struct.pack("<IHHI", 14 + len(info), 0, 0, 14 + len(info)) + info
 
 
+def jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """(marker, start, end) of each JPEG segment after SOI; a scan (SOS) includes its
+    entropy-coded data, up to the next marker that is not a stuffed byte or a restart."""
+    out, i = [], 2
+    while i < len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xD9:
+            out.append((marker, i, i + 2))
+            break
+        end = i + 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+        if marker == 0xDA:
+            while True:
+                end = data.index(b"\xff", end)
+                if data[end + 1] != 0 and not 0xD0 <= data[end + 1] <= 0xD7:
+                    break
+                end += 2
+        out.append((marker, i, end))
+        i = end
+    return out
+
+
+def scan_bomb_jpeg(width: int, height: int, repeats: int) -> bytes:
+    """A progressive JPEG whose smallest scan is repeated ``repeats`` times before EOI: a few
+    bytes each, and every one a pass of the decoder over the whole image (40 MP x 30,000 scans
+    is a 1 MB file that decodes for about a minute)."""
+    data = encode(Image.new("RGB", (width, height), (120, 80, 40)), "JPEG", progressive=True, quality=90)
+    segments = jpeg_segments(data)
+    _, start, end = min((e - s, s, e) for m, s, e in segments if m == 0xDA)
+    eoi = segments[-1][1]
+    return data[:eoi] + data[start:end] * repeats + data[eoi:]
+
+
+def tile_bomb_tiff(width: int, height: int, tile: int) -> bytes:
+    """A grey deflate TIFF declaring ``width`` x ``height`` pixels stored in one ``tile`` x
+    ``tile`` tile of zeros: the header passes a pixel check, libtiff allocates the whole tile."""
+    compressor = zlib.compressobj(9)
+    rows = b"\0" * (tile * 64)
+    tile_data = b"".join([compressor.compress(rows) for _ in range(tile // 64)] + [compressor.flush()])
+    data_at = 8 + 2 + 12 * 11 + 4
+    short, long_ = 3, 4
+    entries = [(256, short, width), (257, short, height), (258, short, 8), (259, short, 8),
+               (262, short, 1), (277, short, 1), (284, short, 1), (322, short, tile),
+               (323, short, tile), (324, long_, data_at), (325, long_, len(tile_data))]
+    ifd = struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", value, 0) if kind == short
+                                             else struct.pack("<I", value))
+        for tag, kind, value in entries)
+    return b"II*\0" + struct.pack("<I", 8) + ifd + b"\0\0\0\0" + tile_data
+
+
+def lossless_webp(width: int, height: int) -> bytes:
+    """A uniform lossless WebP of any size, in 38 bytes: libwebp's fastest method codes a
+    uniform picture with zero bits a pixel, so a small one's header is patched to the size."""
+    data = bytearray(encode(Image.new("RGB", (64, 64), (10, 20, 30)), "WEBP", lossless=True, method=0))
+    at = data.index(b"VP8L") + 8 + 1  # after the chunk header and the 0x2F signature
+    bits = struct.unpack("<I", data[at:at + 4])[0] & ~((1 << 28) - 1)  # alpha, version
+    data[at:at + 4] = struct.pack("<I", bits | (width - 1) | ((height - 1) << 14))
+    return bytes(data)
+
+
 def encode(img: Image.Image, fmt: str, **params) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format=fmt, **params)
@@ -154,6 +214,11 @@ def hostile_corpus() -> list[Hostile]:
         Hostile("gif_screen_4g_pixels", gif_header(65535, 65535), 413),
         Hostile("jpeg_header_4g_pixels", jpeg_with_size(65500, 65500), 413),
         Hostile("bmp_header_2_5g_pixels", bmp_header(50_000, 50_000), 413),
+        # -- decode-work bombs: few pixels or a small file, but a decode that runs for minutes
+        #    or takes gigabytes; refused from what the header declares
+        Hostile("jpeg_scan_bomb_2000_scans", scan_bomb_jpeg(2000, 2000, 2000), 413),
+        Hostile("tiff_tile_bomb_16px_8192_tile", tile_bomb_tiff(16, 16, 8192), 413),
+        Hostile("webp_lossless_bomb_39mp", lossless_webp(6300, 6290), 413),
         # -- empty, garbage, truncated
         Hostile("zero_bytes", b"", 400),
         Hostile("random_bytes", np.random.default_rng(1).bytes(4096), 400),
