@@ -3,26 +3,13 @@ cls-to-patch attention drawn over the masked panel, per head and as the head mea
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
 from mae_tools.testing import ServerProcess, synthetic_photo, write_checkpoint
-from support.browser_helpers import watched_page
+from support.browser_helpers import wait_for_js, watched_page
 
 pytestmark = pytest.mark.browser
-
-
-def poll(page, script: str, timeout: float = 30.0):
-    """page.evaluate polling (a strict CSP forbids page.wait_for_function's eval)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = page.evaluate(script)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {script}")
-        time.sleep(0.1)
 
 
 def test_attention_overlay_appears_when_toggled(browser, tmp_path):
@@ -34,18 +21,18 @@ def test_attention_overlay_appears_when_toggled(browser, tmp_path):
         with watched_page(browser, server.url, viewport={"width": 1400, "height": 1000}) as page:
             page.goto(server.url + "/")
             page.set_input_files("#file-input", str(photo))
-            poll(page, "document.querySelectorAll('#view-single .fig-panel img').length === 4 && "
+            wait_for_js(page, "document.querySelectorAll('#view-single .fig-panel img').length === 4 && "
                        "!document.querySelector('#busy').textContent")
             assert page.evaluate("document.querySelector('.attention-overlay')") is None
             page.check("#show-attention")
-            poll(page, "!!document.querySelector('#view-single .fig-panel[data-panel=masked] .attention-overlay')")
+            wait_for_js(page, "!!document.querySelector('#view-single .fig-panel[data-panel=masked] .attention-overlay')")
             size = page.evaluate("(() => { const c = document.querySelector('.attention-overlay');"
                                  " return [c.width, c.height, c.dataset.head]; })()")
             assert size == [14, 14, "mean"]  # one canvas pixel per patch of the 224 px /16 model
             heads = page.evaluate("document.querySelectorAll('#attention-head option').length")
             assert heads == 1 + 3  # the mean and the tiny model's three heads
             page.select_option("#attention-head", "1")
-            poll(page, "document.querySelector('.attention-overlay').dataset.head === '1'")
+            wait_for_js(page, "document.querySelector('.attention-overlay').dataset.head === '1'")
             page.uncheck("#show-attention")
-            poll(page, "!document.querySelector('.attention-overlay')")
+            wait_for_js(page, "!document.querySelector('.attention-overlay')")
             assert page.problems == []

@@ -343,10 +343,10 @@ def test_heatmap_has_no_zeroline_and_offers_a_fixed_scale(page, server):
     trace = "() => { const d = document.querySelector('#heatmap').data[0]; return [d.zmin, d.zmax]; }"
     assert page.evaluate(trace) == [None, None]  # default: each view spans its own range
     page.check("#heat-fixed")
-    page.wait_for_function("document.querySelector('#heatmap').data[0].zmax === 3000")
+    wait_for_js(page, "document.querySelector('#heatmap').data[0].zmax === 3000")
     assert page.evaluate(trace) == [0, 3000]
     page.check("#heat-all")  # another view keeps the fixed range
-    page.wait_for_function("document.querySelector('#heatmap').data[0].z.flat().every(v => v !== null)")
+    wait_for_js(page, "document.querySelector('#heatmap').data[0].z.flat().every(v => v !== null)")
     assert page.evaluate(trace) == [0, 3000]
 
 
