@@ -71,7 +71,7 @@ TRAIN_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("output_dir", str, "run folder (default runs/<timestamp>)", path="output_dir"),
     FieldSpec("log_every", int, "steps between metrics lines", minimum=1, maximum=_STEPS,
               unit="steps", path="log_every"),
-    FieldSpec("snapshot_every", int, "steps between reconstruction snapshots", minimum=1,
+    FieldSpec("snapshot_every", int, "steps between reconstruction snapshots (0: none)", minimum=0,
               maximum=_STEPS, unit="steps", path="snapshot_every"),
     FieldSpec("ckpt_every_steps", int, "steps between checkpoints", minimum=1, maximum=_STEPS,
               unit="steps", path="ckpt_every_steps"),

@@ -200,9 +200,6 @@
     els.dataset.addEventListener("change", syncBatch);
     syncBatch();
 
-    let modelTouched = false;
-    form.elements.model.addEventListener("change", () => { modelTouched = true; });
-
     const strategy = () => (form.querySelector("input[name=mask_strategy]:checked") || {}).value;
     function syncRatio() {
       const grid = strategy() === "grid";
@@ -273,8 +270,8 @@
         blr: number("blr", false),
         init_from: form.elements.init_from.value || null,
       };
-      // from a checkpoint, its architecture is used unless the user picked a model
-      if (body.init_from && !modelTouched) delete body.model;
+      // from a checkpoint, its architecture is used unless the user picked another model
+      if (body.init_from && body.model === config.defaults.model) delete body.model;
       for (const key of Object.keys(body)) if (body[key] === null) delete body[key];
       return { body, problems, bad };
     }
