@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from mae_tools import corpus as C
+from mae_tools.corpus import extract as corpus_extract
 from mae_core.errors import MAEError
 
 COPYRIGHT = """\
@@ -431,13 +432,13 @@ def test_corpus_error_is_a_mae_error():
 
 
 def test_missing_apt_get_raises(monkeypatch, tmp_path):
-    monkeypatch.setattr(C.shutil, "which", lambda name: None)
+    monkeypatch.setattr(corpus_extract.shutil, "which", lambda name: None)
     with pytest.raises(C.CorpusError, match="apt-get"):
         C.fetch_packages(["gnome-backgrounds"], tmp_path / "cache", tmp_path / "x")
 
 
 def test_failed_download_is_recorded_and_others_continue(monkeypatch, tmp_path):
-    monkeypatch.setattr(C.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(corpus_extract.shutil, "which", lambda name: "/usr/bin/" + name)
     good = make_fake_package(tmp_path / "extracted" / "fake-photos")
 
     def fake_download(package, cache_dir):
@@ -445,8 +446,8 @@ def test_failed_download_is_recorded_and_others_continue(monkeypatch, tmp_path):
             raise C.CorpusError("cannot download Debian package 'missing'")
         return tmp_path / f"{package}.deb"
 
-    monkeypatch.setattr(C, "download_deb", fake_download)
-    monkeypatch.setattr(C, "extract_deb", lambda deb, dest: good)
+    monkeypatch.setattr(corpus_extract, "download_deb", fake_download)
+    monkeypatch.setattr(corpus_extract, "extract_deb", lambda deb, dest: good)
     extracted, failures = C.fetch_packages(["missing", "fake-photos"], tmp_path, tmp_path / "x")
     assert [p.name for p in extracted] == ["fake-photos"]
     assert [f.package for f in failures] == ["missing"]
