@@ -93,7 +93,7 @@ def test_page_without_our_results_explains_how_to_make_them(empty_client):
     for factor in ("mask_ratio", "strategy", "decoder_depth", "norm_pix"):
         assert f'data-empty="{factor}"' in html
         assert f"ablations/{factor}.json" in html
-    assert "<code>mae ablate</code>" in html
+    assert "<code>mae ablate --help</code>" in html  # beside each panel's runnable command
     assert 'data-empty="runs"' in html and "No training runs found" in html
     for name, command in (("infer", "mae bench infer"), ("infer_gpu", "mae bench infer --device cuda"),
                           ("peer", "mae bench peer"), ("peer_gpu", "mae bench peer --device cuda"),
