@@ -6,15 +6,7 @@
   const card = document.getElementById("eval-results");
   if (!card) return;
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined) continue;
-      if (k === "text") node.textContent = v; else node.setAttribute(k, v);
-    }
-    node.append(...children.filter((c) => c !== null && c !== undefined));
-    return node;
-  }
+  const { el } = window.MAELab;
   const pct = (v) => (v === null || v === undefined ? "–" : `${v.toFixed(1)}%`);
 
   function render(r) {

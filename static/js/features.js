@@ -9,12 +9,7 @@
   let poll = null;
   let current = null;
 
-  async function api(url, options = {}) {
-    const resp = await fetch(url, { headers: { Accept: "application/json", ...(options.headers || {}) }, ...options });
-    const body = await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error((body && body.message) || `the server answered ${resp.status}`);
-    return body;
-  }
+  const { api } = window.MAELab;
 
   function fill(select, values, selected, label = (v) => v) {
     select.replaceChildren(...values.map((v) => {

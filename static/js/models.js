@@ -8,24 +8,7 @@
   const ACTIVE = new Set(["queued", "downloading", "converting"]);
   let timer = null;
 
-  async function api(url, options = {}) {
-    const resp = await fetch(url, { headers: { Accept: "application/json" }, ...options });
-    const body = resp.status === 204 ? null : await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error((body && body.message) || `the server answered ${resp.status}`);
-    return body;
-  }
-
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value === true ? "" : value);
-    }
-    for (const child of children) if (child) node.append(child);
-    return node;
-  }
+  const { api, el } = window.MAELab;
 
   const mb = (bytes) => (bytes == null ? "size unknown" : bytes >= 1e9
     ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(1)} MB`);
