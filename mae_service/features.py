@@ -82,6 +82,9 @@ class FeatureStore:
         self.folder = Path(data_dir) / "features"
         self._lock = threading.Lock()
         self._tasks: dict[str, _Task] = {}
+        # (weights, dataset, pool) -> key of the task computing it: a poll while it runs reuses
+        # the key instead of stat-ing every dataset file again.
+        self._running: dict[tuple[str, str, str], str] = {}
         self._model: tuple[tuple[str, int], torch.nn.Module] | None = None
 
     def model_for(self, weights: Path) -> torch.nn.Module:
@@ -104,6 +107,15 @@ class FeatureStore:
             fs = f.stat()
             digest.update(f"{f.relative_to(dataset_root)}|{fs.st_mtime_ns}|{fs.st_size}".encode())
         return digest.hexdigest()[:20]
+
+    def key_for(self, weights: Path, dataset_root: Path, pool: str) -> str:
+        """``key``, but the running task's own key while one computes this request (cheap polls)."""
+        with self._lock:
+            key = self._running.get((str(weights), str(dataset_root), pool))
+            task = self._tasks.get(key) if key else None
+            if task is not None and task.thread is not None and task.thread.is_alive():
+                return key  # type: ignore[return-value]
+        return self.key(weights, dataset_root, pool)
 
     def cached(self, key: str) -> Embeddings | None:
         path = self.folder / f"{key}.npz"
@@ -135,6 +147,7 @@ class FeatureStore:
             task.thread = threading.Thread(target=self._run, name=f"features-{key}", daemon=True,
                                            args=(task, key, weights, dataset_root, pool, device))
             self._tasks[key] = task
+            self._running[(str(weights), str(dataset_root), pool)] = key
             task.thread.start()
 
     def wait(self, key: str, timeout: float | None = None) -> None:

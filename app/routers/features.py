@@ -85,7 +85,7 @@ def get_feature_map(registry: RegistryDep, settings: SettingsDep, features: Feat
                     projection: Literal["pca", "umap"] = "pca") -> dict[str, Any]:
     weights = _weights(registry, checkpoint)
     root = find_dataset(settings.data_roots, dataset).path
-    key = features.key(weights, root, pool)
+    key = features.key_for(weights, root, pool)
     embeddings = features.cached(key)
     if embeddings is None:
         return _status(features, key)

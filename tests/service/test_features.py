@@ -48,3 +48,30 @@ def test_pca_axes_explain_the_most_variance_first_and_neighbours_are_by_cosine()
     assert found[0][0] == 7 and found[0][1] == pytest.approx(1.0, abs=1e-6)
     with pytest.raises(InvalidParameterError):
         project(vectors, "tsne")
+
+
+def test_polls_while_computing_reuse_the_running_key(tmp_path, monkeypatch):
+    """A poll during the computation does not re-scan the dataset: it reads the running task's
+    key, even if the folder changed meanwhile; once done, the key follows the folder again."""
+    import threading
+
+    import mae_service.features as features
+
+    weights = write_checkpoint(tmp_path / "ckpt", "tiny")
+    root = make_labelled(tmp_path / "ds", per_class=2)
+    release = threading.Event()
+    real = features.embed_folder
+
+    def held(*args, **kwargs):
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(features, "embed_folder", held)
+    store = FeatureStore(tmp_path / "var")
+    key = store.key_for(weights, root, "cls")
+    store.start(key, weights, root, "cls", "cpu")
+    make_labelled(root, per_class=3)  # the folder changes while the task runs
+    assert store.key_for(weights, root, "cls") == key
+    release.set()
+    store.wait(key, 60)
+    assert store.key_for(weights, root, "cls") != key
