@@ -65,6 +65,27 @@ def submit_evaluation(body: dict[str, Any], store: JobStore, settings: Settings,
                        max_attempts=request.max_attempts or settings.job_max_attempts)
 
 
+def eval_form_config(settings: Settings, registry: ModelRegistry) -> dict[str, Any]:
+    """What the Train form needs for evaluation jobs (page-config ``eval``): each kind's fields
+    with bounds, defaults and help from its JOB_FIELDS table (checkpoint, dataset and
+    max_attempts have their own controls), every usable checkpoint id (encoder-only ones too)
+    and the labelled datasets with their class counts."""
+    from mae_service.jobs import list_datasets
+    from mae_service.jobs.evaluation import describe_labels
+
+    own = {"checkpoint", "dataset", MAX_ATTEMPTS.name}
+    datasets = [{"id": d.id, "num_classes": labels["num_classes"], "num_images": d.num_images}
+                for d in list_datasets(settings.data_roots)
+                if (labels := describe_labels(d.path))["labelled"]]
+    return {
+        "kinds": list(PROTOCOLS),
+        "fields": {kind: {f.name: f.limits() for f in JOB_FIELDS[kind] if f.name not in own}
+                   for kind in PROTOCOLS},
+        "checkpoints": sorted(i for i, v in registry.checkpoints().items() if not v.error),
+        "datasets": datasets,
+    }
+
+
 router = APIRouter(prefix="/api", tags=["jobs"])
 
 

@@ -122,3 +122,21 @@ def test_eval_request_models_come_from_the_job_field_tables():
         assert set(schema["required"]) == {"checkpoint", "dataset", "kind"}
     k = EVAL_REQUESTS["knn"].model_json_schema()["properties"]["k"]["anyOf"][0]
     assert (k["minimum"], k["maximum"]) == (1, 10_000)  # the FieldSpec's bounds, not retyped
+
+
+def test_train_page_config_carries_the_eval_field_tables(client):
+    import html
+    import json
+    import re
+
+    from mae_service.jobs.spec import JOB_FIELDS
+
+    page = client.get("/train").text
+    raw = re.search(r'<script type="application/json" id="page-config">(.*?)</script>', page, re.S)
+    cfg = json.loads(html.unescape(raw.group(1)))["eval"]
+    assert cfg["kinds"] == ["knn", "linprobe", "finetune"]
+    assert [d["id"] for d in cfg["datasets"]] == ["colours"]  # labelled ones only
+    assert cfg["datasets"][0]["num_classes"] == 2 and "mae-lab-default" in cfg["checkpoints"]
+    spec = {f.name: f for f in JOB_FIELDS["knn"]}["k"]
+    assert cfg["fields"]["knn"]["k"] == spec.limits() and "checkpoint" not in cfg["fields"]["knn"]
+    assert "tune_blocks" in cfg["fields"]["finetune"] and "tune_blocks" not in cfg["fields"]["knn"]
