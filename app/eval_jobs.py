@@ -3,37 +3,33 @@ results, and the request model built from the one field table (mae_core.evaluati
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ValidationError
 
-from mae_core.evaluation.fields import FIELDS, PROTOCOLS
+from mae_core.errors import InvalidParameterError
+from mae_core.evaluation.fields import PROTOCOLS, resolve_eval_fields
 from mae_service.jobs import JobNotFoundError, JobStore
 from mae_service.jobs.evaluation import read_result, submit_eval
+from mae_service.jobs.spec import JOB_FIELDS, MAX_ATTEMPTS, PRETRAIN
 
+from .fieldmodels import model_from_fields
 from .job_access import get_store
 from .registry import ModelRegistry
 from .settings import Settings
 
 
-def _request_model() -> type[BaseModel]:
-    specs = {}
-    for protocol in PROTOCOLS:
-        for spec in FIELDS[protocol]:
-            specs.setdefault(spec.name, (spec, []))[1].append(protocol)
-    fields: dict[str, Any] = {
-        "kind": (Literal["knn", "linprobe", "finetune"], Field(description="the protocol")),
-        "max_attempts": (Optional[int], Field(None, ge=1, le=20)),
-    }
-    for name, (spec, protocols) in specs.items():
-        extra = "" if len(protocols) == len(PROTOCOLS) else f" ({', '.join(protocols)})"
-        fields[name] = (Optional[spec.type], Field(None, description=f"{spec.help}; {spec.bounds_text()}{extra}"))
-    return create_model("EvalJobRequest", __config__=ConfigDict(extra="forbid"), **fields)
-
-
-EvalJobRequest = _request_model()
+# One request model per evaluation kind, generated from its JOB_FIELDS table (the protocol's
+# FieldSpecs plus max_attempts): the same table as the checks and the Train form's limits.
+EVAL_REQUESTS: dict[str, type[BaseModel]] = {
+    kind: model_from_fields(
+        f"{kind.capitalize()}JobRequest", JOB_FIELDS[kind], required=("checkpoint", "dataset"),
+        kind=kind, examples={"checkpoint": "mae-lab-default", "dataset": "colours"},
+        doc=f"A {kind} evaluation job: checkpoint and a labelled dataset are required.")
+    for kind in PROTOCOLS
+}
 
 
 def validated(model: type[BaseModel], body: Any) -> Any:
@@ -46,11 +42,48 @@ def validated(model: type[BaseModel], body: Any) -> Any:
 
 def submit_evaluation(body: dict[str, Any], store: JobStore, settings: Settings,
                       registry: ModelRegistry):
-    request = validated(EvalJobRequest, body)
+    """Dispatch on ``kind``: check the body against that kind's FieldSpecs (``spec.problem``: every
+    problem at once, in the table's words), then parse it with the kind's generated model."""
+    kind = body.get("kind")
+    model = EVAL_REQUESTS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise InvalidParameterError(f"kind {kind!r} is not a job kind; send one of: "
+                                    f"{', '.join(JOB_FIELDS)} (default {PRETRAIN})")
+    fields = {k: v for k, v in body.items() if k not in ("kind", MAX_ATTEMPTS.name)}
+    attempts = body.get(MAX_ATTEMPTS.name)
+    problems = [p for p in [attempts is not None and MAX_ATTEMPTS.problem(attempts)] if p]
+    try:
+        resolve_eval_fields(kind, fields)
+    except InvalidParameterError as exc:
+        problems.insert(0, str(exc))
+    if problems:
+        raise InvalidParameterError("; ".join(problems))
+    request = validated(model, body)
     params = request.model_dump(exclude_none=True, exclude={"kind", "max_attempts"})
     checkpoints = {cid: info.path for cid, info in registry.checkpoints().items() if not info.error}
     return submit_eval(store, settings.data_roots, request.kind, params, checkpoints,
                        max_attempts=request.max_attempts or settings.job_max_attempts)
+
+
+def eval_form_config(settings: Settings, registry: ModelRegistry) -> dict[str, Any]:
+    """What the Train form needs for evaluation jobs (page-config ``eval``): each kind's fields
+    with bounds, defaults and help from its JOB_FIELDS table (checkpoint, dataset and
+    max_attempts have their own controls), every usable checkpoint id (encoder-only ones too)
+    and the labelled datasets with their class counts."""
+    from mae_service.jobs import list_datasets
+    from mae_service.jobs.evaluation import describe_labels
+
+    own = {"checkpoint", "dataset", MAX_ATTEMPTS.name}
+    datasets = [{"id": d.id, "num_classes": labels["num_classes"], "num_images": d.num_images}
+                for d in list_datasets(settings.data_roots)
+                if (labels := describe_labels(d.path))["labelled"]]
+    return {
+        "kinds": list(PROTOCOLS),
+        "fields": {kind: {f.name: f.limits() for f in JOB_FIELDS[kind] if f.name not in own}
+                   for kind in PROTOCOLS},
+        "checkpoints": sorted(i for i, v in registry.checkpoints().items() if not v.error),
+        "datasets": datasets,
+    }
 
 
 router = APIRouter(prefix="/api", tags=["jobs"])

@@ -3,7 +3,7 @@ and help are written once (in the spec) and the HTTP layer only translates them.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -39,9 +39,14 @@ def field_definition(spec: FieldSpec, required: bool = False, example: Any = Non
 
 def model_from_fields(name: str, specs: Iterable[FieldSpec], required: Iterable[str] = (),
                       examples: dict[str, Any] | None = None, doc: str = "",
-                      **extra: tuple[Any, Any]) -> type[BaseModel]:
-    """A strict pydantic model with one field per spec (plus ``extra`` definitions)."""
+                      kind: str | None = None, **extra: tuple[Any, Any]) -> type[BaseModel]:
+    """A strict pydantic model with one field per spec (plus ``extra`` definitions).
+
+    ``kind``: the model is one job kind's request, with a required ``kind`` field that must be
+    exactly this value (one model per kind of ``mae_service.jobs.spec.JOB_FIELDS``)."""
     needed, examples = set(required), examples or {}
     fields = {s.name: field_definition(s, s.name in needed, examples.get(s.name)) for s in specs}
+    if kind is not None:
+        fields["kind"] = (Literal[kind], Field(..., description="the job kind", examples=[kind]))  # type: ignore[valid-type]
     model = create_model(name, __config__=_STRICT, __doc__=doc or None, **fields, **extra)  # type: ignore[call-overload]
     return model

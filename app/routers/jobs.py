@@ -103,11 +103,11 @@ _ERRORS = {404: {"model": ErrorResponse, "description": "no job with this id"},
                                                                        "message says which)"}})
 def submit(raw: Annotated[dict[str, Any], Body(description=(
                "a JobRequest (pretraining, the default) or, with kind knn | linprobe | finetune, "
-               "an EvalJobRequest"))], store: NewStoreDep, settings: SettingsDep,
+               "that kind's request (app.eval_jobs.EVAL_REQUESTS)"))], store: NewStoreDep, settings: SettingsDep,
            registry: RegistryDep) -> dict[str, Any]:
     """Queue a pretraining job on a dataset under the data roots; a `mae worker` runs it.
     With `"kind": "knn" | "linprobe" | "finetune"` it queues an evaluation of `checkpoint` on a
-    labelled `dataset` instead (fields: app.eval_jobs.EvalJobRequest).
+    labelled `dataset` instead (fields: mae_service.jobs.spec.JOB_FIELDS[kind]).
 
     Example: `curl -X POST localhost:8000/api/jobs -H 'content-type: application/json'
     -d '{"dataset": "corpus", "model": "mae_vit_tiny_patch16", "epochs": 5}'`

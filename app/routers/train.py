@@ -14,6 +14,7 @@ from mae_core.masking import GRID_RATIO, ordered_strategies
 from mae_core.train.config import RECIPES
 
 from ..deps import RegistryDep, SettingsDep
+from ..eval_jobs import eval_form_config
 from ..job_access import WORKER_SEEN_S, StoreDep, existing, job_errors, job_payload, list_payload
 from ..templating import templates
 
@@ -43,6 +44,7 @@ def train_page(request: Request, settings: SettingsDep, store: StoreDep,
         "recipes": {name: recipe_defaults(name) for name in RECIPES},
         "gridRatio": GRID_RATIO,
         "workerSeenS": WORKER_SEEN_S,
+        "eval": eval_form_config(settings, registry),  # evaluation kinds (the JOB_FIELDS tables)
     }
     return templates.TemplateResponse(request, "train.html", {
         "presets": ordered_presets(), "strategies": ordered_strategies(), "datasets": datasets,

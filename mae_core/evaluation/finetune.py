@@ -41,6 +41,7 @@ from ..precision import autocast, autocast_dtype
 from ..reconstruct import pick_device
 from ..train.schedule import base_lr, lr_at
 from .report import classification_report
+from .resume import load_state, save_state
 from .data import (FINETUNE_AUTO_AUGMENT, LabelledImageFolder, eval_transform,
                    finetune_train_transform, topk_accuracy)
 
@@ -268,9 +269,12 @@ def _seed_everything(seed: int) -> None:
 
 
 def finetune(config: FinetuneConfig, model: MaskedAutoencoderViT | None = None,
-             on_epoch: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+             on_epoch: Callable[[dict[str, Any]], bool] | None = None,
+             state_path: str | Path | None = None) -> dict[str, Any]:
     """Fine-tune a pretrained encoder; writes ``finetune.json`` in ``output_dir`` if set.
-    ``on_epoch(record)`` after each epoch (a job's progress); when it returns True the run stops."""
+    ``on_epoch(record)`` after each epoch (a job's progress); when it returns True the run stops.
+    ``state_path``: the classifier, optimizer and RNG state are saved there after each epoch,
+    and a run that finds the file continues after its last completed epoch (``resume.py``)."""
     _seed_everything(config.seed)
     device = pick_device(config.device)
     base = model or load_model(config.checkpoint)
@@ -298,9 +302,9 @@ def finetune(config: FinetuneConfig, model: MaskedAutoencoderViT | None = None,
         raise TrainingError(f"{len(train_set)} training images cannot fill a batch of {cfg.batch_size}")
     val_loader = DataLoader(val_set, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
     amp = autocast(device, autocast_dtype("auto", device))  # bf16 on CUDA, fp32 elsewhere
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    for epoch in tqdm(range(cfg.epochs), desc="finetune", unit="epoch"):
+    start, history, extra = load_state(state_path, {"classifier": clf}, opt)
+    best: dict[str, Any] | None = extra.get("best")
+    for epoch in tqdm(range(start, cfg.epochs), desc="finetune", unit="epoch"):
         clf.train()
         total = 0.0
         for s, (x, y) in enumerate(loader):
@@ -321,8 +325,12 @@ def finetune(config: FinetuneConfig, model: MaskedAutoencoderViT | None = None,
         history.append({"epoch": epoch + 1, "loss": total / len(loader), **acc})
         if best is None or acc["top1"] > best["top1"]:
             best = {"epoch": epoch + 1, **acc}
+        if state_path is not None:
+            save_state(state_path, epoch + 1, {"classifier": clf}, opt, history, {"best": best})
         if on_epoch is not None and on_epoch(history[-1]):
             break
+    if start >= cfg.epochs:  # resumed after the last epoch: only the report is left to make
+        logits, labels = predict(clf, val_loader, device)
     trainable = sum(p.numel() for p in clf.parameters() if p.requires_grad)
     result = {"protocol": "finetune", "config": asdict(cfg), "size_recipe": size_name,
               "input_size": size, "classes": train_set.classes, "num_train": len(train_set),

@@ -37,6 +37,7 @@ from .data import LabelledImageFolder, eval_transform, linprobe_train_transform,
 from .finetune import POOLS, MAEClassifier
 from .lars import LARS
 from .report import classification_report
+from .resume import load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +129,12 @@ EpochFn = Callable[[dict[str, Any]], bool]  # called after each epoch; True stop
 
 def train_linear_head(batches: Batches, steps: int, dim: int, num_classes: int,
                       config: LinprobeConfig, device,
-                      on_epoch: EpochFn | None = None) -> tuple[nn.Module, list[dict[str, Any]]]:
+                      on_epoch: EpochFn | None = None, state_path: str | Path | None = None
+                      ) -> tuple[nn.Module, list[dict[str, Any]]]:
     """Train BN + linear head on feature batches; returns the head and the loss history.
-    ``on_epoch(record)`` after each epoch (a job's progress); when it returns True the run stops."""
+    ``on_epoch(record)`` after each epoch (a job's progress); when it returns True the run stops.
+    ``state_path``: the head, optimizer and RNG state are saved there after each epoch, and a
+    run that finds the file continues after its last completed epoch (``resume.py``)."""
     linear = nn.Linear(dim, num_classes)
     nn.init.trunc_normal_(linear.weight, std=0.01)  # main_linprobe.py, after MoCo v3
     nn.init.zeros_(linear.bias)
@@ -141,8 +145,8 @@ def train_linear_head(batches: Batches, steps: int, dim: int, num_classes: int,
         opt = LARS(head.parameters(), lr=lr, weight_decay=config.weight_decay)
     else:
         opt = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, weight_decay=config.weight_decay)
-    history = []
-    for epoch in tqdm(range(config.epochs), desc="linprobe", unit="epoch", leave=False):
+    start, history, _ = load_state(state_path, {"head": head}, opt)
+    for epoch in tqdm(range(start, config.epochs), desc="linprobe", unit="epoch", leave=False):
         head.train()
         total = 0.0
         for s, (x, y) in enumerate(batches(epoch)):
@@ -154,14 +158,18 @@ def train_linear_head(batches: Batches, steps: int, dim: int, num_classes: int,
             opt.step()
             total += loss.item()
         history.append({"epoch": epoch + 1, "loss": total / steps})
+        if state_path is not None:
+            save_state(state_path, epoch + 1, {"head": head}, opt, history)
         if on_epoch is not None and on_epoch(history[-1]):
             break
     return head.eval(), history
 
 
 def linear_probe(config: LinprobeConfig, model: MaskedAutoencoderViT | None = None,
-                 on_epoch: EpochFn | None = None) -> dict[str, Any]:
-    """Run a linear probe; writes ``linprobe.json`` in ``output_dir`` if set, returns the result."""
+                 on_epoch: EpochFn | None = None,
+                 state_path: str | Path | None = None) -> dict[str, Any]:
+    """Run a linear probe; writes ``linprobe.json`` in ``output_dir`` if set, returns the result.
+    ``state_path``: per-epoch resume state (see ``train_linear_head``)."""
     if config.mode not in MODES:
         raise InvalidParameterError(f"linear-probe mode must be one of {', '.join(MODES)}, got {config.mode!r}")
     if config.pool not in POOLS:
@@ -183,7 +191,8 @@ def linear_probe(config: LinprobeConfig, model: MaskedAutoencoderViT | None = No
     vx, vy = extract_features(extractor, val_set, device, num_workers=config.num_workers,
                               desc="val features")
     head, history = train_linear_head(batches, steps, extractor.num_features,
-                                      len(train_set.classes), config, device, on_epoch)
+                                      len(train_set.classes), config, device, on_epoch,
+                                      state_path)
     with torch.no_grad():
         logits = head(vx.to(device)).cpu()
     accuracy = topk_accuracy(logits, vy)

@@ -6,9 +6,10 @@ submitted (the job's config keeps the resolved files, as a pretraining job keeps
 folder). The fields and their checks are ``mae_core.evaluation.fields``. The result goes to the
 run folder as ``eval.json`` (``mae_core.evaluation.report.eval_result``).
 
-Cancel and progress act per epoch (linear probe, fine-tuning) or per run (k-NN). A retried or
-resumed job runs again from the start: k-NN and the default linear probe take seconds, and the
-protocols keep no per-epoch state to resume from (yet).
+Cancel and progress act per epoch (linear probe, fine-tuning) or per run (k-NN). The linear
+probe and fine-tuning save their state after each epoch in the run folder
+(``mae_core.evaluation.resume``), so a retried or resumed job continues after its last
+completed epoch; k-NN has no epochs and runs again (seconds).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mae_core.errors import InvalidParameterError
 from mae_core.evaluation.data import holdout_split, labelled_classes
 from mae_core.evaluation.fields import PROTOCOLS, resolve_eval_fields
 from mae_core.evaluation.report import RESULT_FILE, eval_result
+from mae_core.evaluation.resume import STATE_FILE
 from mae_core.io_utils import write_json_atomic
 from mae_service.jobs.datasets import find_dataset
 from mae_service.jobs.paths import DataDir
@@ -108,9 +110,11 @@ def run_eval(job: Job, data_dir: DataDir, should_stop: StopFn, on_progress: Prog
         raw = knn_classify(_protocol_config(KnnConfig, cfg, **fixed))
         on_epoch({"epoch": 1})
     elif protocol == "linprobe":
-        raw = linear_probe(_protocol_config(LinprobeConfig, cfg, **fixed), on_epoch=on_epoch)
+        raw = linear_probe(_protocol_config(LinprobeConfig, cfg, **fixed), on_epoch=on_epoch,
+                           state_path=run / STATE_FILE)
     elif protocol == "finetune":
-        raw = finetune(_protocol_config(FinetuneConfig, cfg, **fixed), on_epoch=on_epoch)
+        raw = finetune(_protocol_config(FinetuneConfig, cfg, **fixed), on_epoch=on_epoch,
+                       state_path=run / STATE_FILE)
     else:
         raise InvalidParameterError(f"unknown evaluation protocol {protocol!r}")
     if stopped:

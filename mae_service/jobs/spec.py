@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from mae_core.checkpoint.card import read_card
 from mae_core.errors import InvalidParameterError, UnknownModelError
+from mae_core.evaluation.fields import FIELDS as EVAL_FIELDS
 from mae_core.fields import FieldSpec
 from mae_core.masking import check_strategy
 from mae_core.presets import get_preset
@@ -53,7 +54,11 @@ PRETRAIN_FIELDS: tuple[FieldSpec, ...] = (
         "ckpt_every_steps")),
     MAX_ATTEMPTS,
 )
-JOB_FIELDS: dict[str, tuple[FieldSpec, ...]] = {PRETRAIN: PRETRAIN_FIELDS}
+# Each evaluation kind (knn, linprobe, finetune): its protocol's table, plus max_attempts.
+JOB_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
+    PRETRAIN: PRETRAIN_FIELDS,
+    **{kind: (*specs, MAX_ATTEMPTS) for kind, specs in EVAL_FIELDS.items()},
+}
 FIELDS = tuple(f.name for f in PRETRAIN_FIELDS if f is not MAX_ATTEMPTS) + ("model_overrides",)
 # Resolves a checkpoint id to its file (raises UnknownModelError for an id it does not list).
 CheckpointResolver = Callable[[str], str]

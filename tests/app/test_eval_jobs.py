@@ -86,6 +86,8 @@ def test_linprobe_and_finetune_jobs_run_end_to_end(client):
     ({"kind": "linprobe", "dataset": "colours"}, ["checkpoint is required"]),
     ({"kind": "finetune", "checkpoint": "mae-lab-default", "dataset": "colours", "epochs": "many"}, ["epochs"]),
     ({"kind": "cluster", "checkpoint": "mae-lab-default", "dataset": "colours"}, ["kind"]),
+    ({"kind": "knn", "checkpoint": "mae-lab-default", "dataset": "colours", "max_attempts": 0},
+     ["max_attempts must be"]),
 ])
 def test_bad_evaluation_requests_are_422(client, body, words):
     resp = client.post("/api/jobs", json=body)
@@ -108,3 +110,33 @@ def test_reconstruct_returns_attention_maps_over_the_visible_patches(client):
         assert all((v is None) == (m == 1) for v, m in cells)  # removed patches: no attention
         assert max(v for v, _ in cells if v is not None) == 1.0
     assert body["panels"] == plain.json()["panels"]  # the reconstruction itself is unchanged
+
+
+def test_eval_request_models_come_from_the_job_field_tables():
+    from app.eval_jobs import EVAL_REQUESTS
+    from mae_service.jobs.spec import JOB_FIELDS
+
+    for kind, model in EVAL_REQUESTS.items():
+        assert set(model.model_fields) == {f.name for f in JOB_FIELDS[kind]} | {"kind"}
+        schema = model.model_json_schema()
+        assert set(schema["required"]) == {"checkpoint", "dataset", "kind"}
+    k = EVAL_REQUESTS["knn"].model_json_schema()["properties"]["k"]["anyOf"][0]
+    assert (k["minimum"], k["maximum"]) == (1, 10_000)  # the FieldSpec's bounds, not retyped
+
+
+def test_train_page_config_carries_the_eval_field_tables(client):
+    import html
+    import json
+    import re
+
+    from mae_service.jobs.spec import JOB_FIELDS
+
+    page = client.get("/train").text
+    raw = re.search(r'<script type="application/json" id="page-config">(.*?)</script>', page, re.S)
+    cfg = json.loads(html.unescape(raw.group(1)))["eval"]
+    assert cfg["kinds"] == ["knn", "linprobe", "finetune"]
+    assert [d["id"] for d in cfg["datasets"]] == ["colours"]  # labelled ones only
+    assert cfg["datasets"][0]["num_classes"] == 2 and "mae-lab-default" in cfg["checkpoints"]
+    spec = {f.name: f for f in JOB_FIELDS["knn"]}["k"]
+    assert cfg["fields"]["knn"]["k"] == spec.limits() and "checkpoint" not in cfg["fields"]["knn"]
+    assert "tune_blocks" in cfg["fields"]["finetune"] and "tune_blocks" not in cfg["fields"]["knn"]
