@@ -20,10 +20,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+from mae_core.defaults import default_checkpoint_path
+
+# The bundled sample photos, from the repository root (where the README runs this).
+SAMPLES = Path("static/samples")
 
 
-def sample_crops(dest: Path, per_class: int, seed: int = 0, samples: Path = REPO / "static" / "samples",
+def sample_crops(dest: Path, per_class: int, seed: int = 0, samples: Path = SAMPLES,
                  area: tuple[float, float] = (0.2, 0.6)) -> Path:
     rng = np.random.default_rng(seed)
     for photo in sorted(samples.glob("*.jpg")):
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from mae_core.evaluation.knn import KnnConfig, knn_classify
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default=str(REPO / "checkpoints" / "mae-lab-default.safetensors"))
+    p.add_argument("--checkpoint", default=str(default_checkpoint_path()))
     p.add_argument("--crops", type=int, default=40, help="crops per sample photo (class)")
     p.add_argument("--area", type=float, nargs=2, default=(0.2, 0.6),
                    help="crop area as a fraction of the photo (smaller: harder)")

@@ -8,42 +8,7 @@
   const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 
   // ------------------------------------------------------------------ helpers
-  class ApiError extends Error {
-    constructor(message, status, body) {
-      super(message);
-      this.status = status;
-      this.body = body;
-    }
-  }
-
-  async function api(url, options = {}) {
-    const resp = await fetch(url, { headers: { Accept: "application/json" }, ...options });
-    let body = null;
-    try {
-      body = await resp.json();
-    } catch (_) {
-      body = null;
-    }
-    if (!resp.ok) {
-      const message = (body && body.message) || `the server answered ${resp.status}`;
-      throw new ApiError(message, resp.status, body);
-    }
-    return body;
-  }
-
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value === true ? "" : value);
-    }
-    for (const child of children) {
-      if (child !== null && child !== undefined) node.append(child);
-    }
-    return node;
-  }
+  const { api, el } = window.MAELab;  // static/js/common.js
 
   function duration(seconds) {
     if (seconds === null || seconds === undefined || !isFinite(seconds)) return "–";
@@ -138,8 +103,11 @@
           el("td", {}, el("a", { href: job.links.page, class: "job-link", text: job.id })),
           job.damaged ? el("td", {}, el("span", { class: "damaged", text: "damaged" }),
             el("span", { class: "sub why", text: job.damaged }))
-            : el("td", {}, el("span", { text: `${shortModel(p.model)}${custom(p) ? " (custom)" : ""} · ${p.dataset}` }),
-              el("span", { class: "sub", text: `${p.epochs} ep · batch ${p.batch_size}` })),
+            : job.kind && job.kind !== "pretrain"
+              ? el("td", {}, el("span", { text: `${job.kind} · ${p.checkpoint} · ${p.dataset}` }),
+                el("span", { class: "sub", text: job.kind === "knn" ? `k ${p.k ?? 20}` : `${p.epochs ?? "recipe"} ep` }))
+              : el("td", {}, el("span", { text: `${shortModel(p.model)}${custom(p) ? " (custom)" : ""} · ${p.dataset}` }),
+                el("span", { class: "sub", text: `${p.epochs} ep · batch ${p.batch_size}` })),
           el("td", {}, stateBadge(job), job.state === "failed" && job.error
             ? el("span", { class: "sub why", text: job.error }) : null),
           el("td", { class: "col-progress" }, progressBar(job),
