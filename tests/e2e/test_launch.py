@@ -153,3 +153,16 @@ def test_launcher_flags_refuse_bad_values(capsys):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["train", "--launcher", "slurm", *bad])
         assert bad[0] in capsys.readouterr().err
+
+
+def test_readme_section_shows_the_tested_commands_and_every_launcher_flag():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Multi-node and SLURM\n", 1)[1].split("\n## ", 1)[0]
+    assert "--nnodes 2 --nproc-per-node 8 --node-rank 0 --master-addr" in section
+    assert "--nnodes 2 --nproc-per-node 8 --node-rank 1 --master-addr" in section
+    assert "mae train --launcher slurm --nodes 4 --gpus-per-node 8 --partition gpu" in section
+    train = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions
+                 if "--launcher" in a.option_strings).container
+    for action in train._group_actions:
+        assert any(f"`{opt}`" in section or f"{opt} " in section
+                   for opt in action.option_strings), action.option_strings
