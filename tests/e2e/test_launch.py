@@ -14,7 +14,7 @@ import pytest
 
 from mae_cli import build_parser
 from mae_core.runs import RunFolder
-from support.train_helpers import TINY, make_images
+from support.train_helpers import TINY, make_images, read_losses
 
 submitit = pytest.importorskip("submitit")
 REPO = Path(__file__).resolve().parents[2]
@@ -86,23 +86,27 @@ def test_launcher_local_runs_the_submitit_job_with_two_tasks(images, tmp_path):
 
 
 @pytest.mark.slow
-def test_requeued_job_resumes_from_the_latest_checkpoint(images, tmp_path):
+def test_requeued_job_resumes_from_the_latest_checkpoint(images, tmp_path, monkeypatch):
     """What submitit does on timeout/preemption: call the job's checkpoint() and submit what it
-    returns. That job resumes the run (max_steps budgets each invocation) instead of restarting."""
+    returns. That job resumes the run (max_steps budgets each invocation) instead of restarting.
+    submitit's DebugExecutor runs the jobs in this process (a JobEnvironment, no start-up)."""
     from mae_cli.launch import TrainJob
     from mae_cli.train import resolve_config
 
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+                 "MASTER_PORT"):  # the job exports these: give them back afterwards
+        monkeypatch.delenv(name, raising=False)
     args = build_parser().parse_args(_train_args(images, tmp_path / "run", tmp_path)
                                      + ["--max-steps", "1"])
     job = TrainJob(resolve_config(args).to_dict())
-    executor = submitit.LocalExecutor(folder=tmp_path / "jobs")
-    executor.update_parameters(timeout_min=10)
+    executor = submitit.DebugExecutor(folder=tmp_path / "jobs")
     first = executor.submit(job).result()
     assert (first["status"], first["step"]) == ("stopped", 1)
     requeued = job.checkpoint()
     assert requeued.function.resume and not job.resume
     second = executor.submit(requeued.function).result()
     assert (second["status"], second["step"]) == ("stopped", 2)  # from 1, not from 0
+    assert [step for step, _ in read_losses(tmp_path / "run")] == [1, 2]
 
 
 def test_slurm_flags_map_to_executor_parameters_and_sbatch_lines(tmp_path, monkeypatch):
