@@ -11,6 +11,7 @@ from pathlib import Path
 from mae_core.train.fields import TRAIN_FIELDS
 
 from .fieldargs import add_field_argument
+from .launch import add_launcher_arguments
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "examples:\n"
             "  mae train --data photos/ --recipe cpu-demo --output-dir runs/demo\n"
             "  mae train --output-dir runs/demo --resume\n"
-            "  torchrun --nproc_per_node 8 -m mae_core train --data imagenet/train --recipe paper"
+            "  torchrun --nproc_per_node 8 -m mae_cli train --data imagenet/train --recipe paper\n"
+            "  mae train --launcher slurm --nodes 8 --gpus-per-node 8 --partition gpu \\\n"
+            "      --timeout 4320 --data imagenet/train --recipe paper --output-dir runs/vitl"
         ),
     )
     p.add_argument("--recipe", default="cpu-demo", help="paper | cpu-demo (default cpu-demo)")
@@ -49,6 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="resize + centre crop instead of RandomResizedCrop + flip")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_launcher_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -97,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     log.info("resolved config: %s", json.dumps(config.to_dict(), sort_keys=True))
+    if args.launcher != "none":
+        from .launch import submit
+
+        return submit(args, config, resume=args.resume)
     result = Trainer(config, resume=args.resume, progress=not args.no_progress).run()
     if os.environ.get("RANK", "0") != "0":
         return 0
