@@ -36,6 +36,7 @@ catch-all stanza, else all of the package's licences; the manifest says which (`
 Modules: ``sources`` (packages and path rules), ``licences``, ``extract`` (apt, dpkg, archives),
 ``images`` (pure pixel helpers), ``scan``, ``select`` (dedupe, split, caps), ``composites``,
 ``manifest`` and ``build``. Every public name is importable from ``mae_tools.corpus``.
+``labelled`` (imported on its own) builds the small labelled demo dataset from the tuxpaint stamps.
 """
 
 from __future__ import annotations

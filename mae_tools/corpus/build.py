@@ -189,14 +189,16 @@ def _write_composites(
 
 
 class _staged:
-    """``with _staged(out) as staging``: a fresh folder beside ``out`` holding ``train/`` and
-    ``heldout/``; on success it replaces ``out`` as a whole, on failure it is removed.
+    """``with _staged(out) as staging``: a fresh folder beside ``out`` holding ``subdirs``
+    (``train/`` and ``heldout/``); on success it replaces ``out`` as a whole, on failure it is
+    removed.
 
     A non-empty ``out`` without a manifest is refused, so a wrong path never loses files.
     """
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, subdirs: Sequence[str] = SPLITS) -> None:
         self.out_dir = out_dir
+        self.subdirs = tuple(subdirs)
         self.staging: Path | None = None
 
     def __enter__(self) -> Path:
@@ -211,8 +213,8 @@ class _staged:
                 )
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         self.staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-        for split in SPLITS:
-            (self.staging / split).mkdir()
+        for sub in self.subdirs:
+            (self.staging / sub).mkdir()
         return self.staging
 
     def __exit__(self, exc_type, exc, tb) -> None:
