@@ -32,9 +32,8 @@ from ..job_access import (
 )
 from ..registry import ModelRegistry
 from ..schemas import ErrorResponse
-from ..strict_json import StrictJSONRoute
 
-router = APIRouter(prefix="/api", tags=["jobs"], route_class=StrictJSONRoute)
+router = APIRouter(prefix="/api", tags=["jobs"])
 
 LOG_TAIL_BYTES = 64 * 1024
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]  # mae_service.jobs.STATES
