@@ -118,7 +118,7 @@ def submit(raw: Annotated[dict[str, Any], Body(description=(
     params = body.model_dump(exclude_none=True, exclude={"max_attempts"})
     job = submit_pretrain(store, settings.data_roots, params,
                           max_attempts=body.max_attempts or settings.job_max_attempts,  # type: ignore[attr-defined]
-                          checkpoints=checkpoint_file(registry))
+                          checkpoints=checkpoint_file(registry), limits=settings.cost_limits)
     return job_payload(job, store.events(job.id))
 
 
