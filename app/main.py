@@ -29,6 +29,7 @@ from .registry import ModelRegistry
 from . import eval_jobs
 from .routers import analysis, api, checkpoints, features, jobs, pages, reconstruct, train
 from .settings import Settings
+from .strict_json import StrictJSONMiddleware
 from .templating import STATIC_DIR
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.features = FeatureStore(settings.data_dir)
     install_error_handlers(app)
     app.state.admission = Admission(settings.max_in_flight)
+    app.add_middleware(StrictJSONMiddleware)  # innermost: reads bodies BodyLimit has bounded
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, per_path={
         "/api/checkpoints": (settings.max_checkpoint_upload_bytes, "MAE_MAX_CHECKPOINT_UPLOAD_BYTES")},
         idle_timeout_s=settings.body_idle_timeout_s, min_rate=settings.body_min_bytes_per_s)

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mae_core.defaults import DEFAULT_CHECKPOINT_ID, checkpoint_dir
 from mae_core.runs import default_bench_dir, default_runs_dir
+from mae_core.train.cost import CostLimits
 from mae_service.jobs.paths import DataDir, default_data_dir, default_data_roots
 
 
@@ -52,6 +53,11 @@ class Settings(BaseSettings):
         jobs_url: ``postgresql://...`` for a job store shared with workers on several hosts
             (``MAE_JOBS_URL``); empty: the SQLite file in ``data_dir``. Kept secret in logs.
         job_max_attempts: how many times a job is started before it is marked failed.
+        job_max_params, job_max_tokens, job_max_steps, job_max_flops: the most a training job
+            may cost, estimated before it is queued (``mae_core.train.cost``): parameters,
+            tokens (patches) per image, optimizer steps of the whole schedule, training FLOPs.
+            A job past one gets 422 naming the limit. The defaults admit the paper's ViT-B/L/H
+            at 224 px with 1600-epoch ImageNet schedules and nothing far beyond.
         max_checkpoint_upload_bytes: largest checkpoint upload (``POST /api/checkpoints``),
             enforced while it streams like ``max_upload_bytes``; ViT-L in float32 is 1.3 GB.
         runs_dir: the training run folders the Analysis page lists (default the data folder's
@@ -104,6 +110,10 @@ class Settings(BaseSettings):
     data_roots: Annotated[list[Path], NoDecode] = Field(default_factory=default_data_roots)
     jobs_url: SecretStr | None = None
     job_max_attempts: int = Field(default=3, ge=1, le=20)
+    job_max_params: int = Field(default=CostLimits.max_params, ge=1)
+    job_max_tokens: int = Field(default=CostLimits.max_tokens, ge=1)
+    job_max_steps: int = Field(default=CostLimits.max_steps, ge=1)
+    job_max_flops: float = Field(default=CostLimits.max_flops, gt=0, allow_inf_nan=False)
     max_checkpoint_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
     runs_dir: Path = Field(default_factory=default_runs_dir)
     bench_dir: Path = Field(default_factory=default_bench_dir)
@@ -148,6 +158,12 @@ class Settings(BaseSettings):
     def decode_limits(self) -> dict[str, int]:
         """The decode-work limits, as ``app.images.decode_image`` takes them."""
         return {"max_scans": self.max_jpeg_scans, "max_decode_bytes": self.max_decode_bytes}
+
+    @property
+    def cost_limits(self) -> CostLimits:
+        """The job-cost limits, as ``mae_service.jobs.submit_pretrain`` takes them."""
+        return CostLimits(max_params=self.job_max_params, max_tokens=self.job_max_tokens,
+                          max_steps=self.job_max_steps, max_flops=self.job_max_flops)
 
     @property
     def jobs_store_url(self) -> str | None:

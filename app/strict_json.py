@@ -1,19 +1,18 @@
 """JSON request bodies with finite numbers only.
 
 Python's ``json`` accepts ``NaN``, ``Infinity`` and ``-Infinity``, which are not JSON: a job stored
-with ``warmup_epochs: Infinity`` would make every page that embeds it unparsable. Routers whose
-operations take a JSON body use ``StrictJSONRoute``, which answers 422 naming the field before
-the body reaches validation.
+with ``warmup_epochs: Infinity`` would make every page that embeds it unparsable.
+``StrictJSONMiddleware`` sits in front of every route of the app (one mechanism, so a new router
+cannot forget it) and answers 422 naming the field before a JSON body reaches validation.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Coroutine
+from typing import Any
 
-from fastapi import Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_body
 
@@ -54,25 +53,47 @@ def find_non_finite(body: bytes) -> str | None:
     return None
 
 
-def _is_json(request: Request) -> bool:
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+def _is_json(scope: Scope) -> bool:
+    headers = dict(scope.get("headers") or [])
+    kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
     return kind == "application/json" or kind.endswith("+json")
 
 
-class StrictJSONRoute(APIRoute):
-    """An APIRoute that refuses non-finite numbers in a JSON body with a 422."""
+class StrictJSONMiddleware:
+    """Refuse non-finite numbers in any JSON request body with a 422; other requests pass as sent.
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    It goes inside ``BodyLimitMiddleware``, so the body it buffers is already size- and
+    time-limited; the app then reads the same bytes from a replay.
+    """
 
-        async def route(request: Request) -> Response:
-            if request.method not in ("GET", "HEAD", "OPTIONS") and _is_json(request):
-                problem = find_non_finite(await request.body())  # cached for the handler
-                if problem:
-                    return JSONResponse(error_body(422, "invalid_parameter", problem,
-                                                   fields=[{"field": problem.split(" is ")[0],
-                                                            "message": problem}]),
-                                        status_code=422)
-            return await handler(request)
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
-        return route
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS")
+                or not _is_json(scope)):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        pending: list[Message] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # a disconnect: the app sees it as it came
+                pending.append(message)
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        problem = None if pending else find_non_finite(body)
+        if problem:
+            response = JSONResponse(error_body(422, "invalid_parameter", problem, fields=[
+                {"field": problem.split(" is ")[0], "message": problem}]), status_code=422)
+            await response(scope, receive, send)
+            return
+        replay = [{"type": "http.request", "body": body, "more_body": False}, *pending]
+
+        async def replayed() -> Message:
+            return replay.pop(0) if replay else await receive()
+
+        await self.app(scope, replayed, send)

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from mae_core.precision import PRECISIONS
+from mae_core.train.cost import CostLimits
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs-url", default=None,
                    help="PostgreSQL job store shared with workers on other hosts "
                    "(default: $MAE_JOBS_URL, else the SQLite file in the data folder)")
+    limits = p.add_argument_group("job-cost limits", "the most a training job may cost; past one, "
+                                  "POST /api/jobs answers 422 naming it (see README, Limits and security)")
+    for name, kind, what in JOB_LIMIT_FLAGS:
+        limits.add_argument(f"--job-max-{name}", type=kind, default=None, metavar="N",
+                            help=f"most {what} (default: $MAE_JOB_MAX_{name.upper()}, else "
+                            f"{getattr(CostLimits, 'max_' + name):g})")
     p.set_defaults(func=run)
+
+
+# (flag suffix, type, what it bounds): --job-max-<name> sets Settings.job_max_<name>
+JOB_LIMIT_FLAGS = (("params", int, "model parameters"), ("tokens", int, "tokens (patches) per image"),
+                   ("steps", int, "optimizer steps of a job's schedule"),
+                   ("flops", float, "training FLOPs of a job (e.g. 1e18)"))
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -56,6 +69,7 @@ def settings_from_args(args: argparse.Namespace):
         "host": args.host, "port": args.port, "checkpoint_dir": checkpoint_dir,
         "default_model": args.default_model, "device": args.device, "data_dir": args.data_dir,
         "precision": args.precision, "jobs_url": getattr(args, "jobs_url", None),
+        **{f"job_max_{name}": getattr(args, f"job_max_{name}", None) for name, _, _ in JOB_LIMIT_FLAGS},
     }
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 

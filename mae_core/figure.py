@@ -14,12 +14,24 @@ from .reconstruct import Reconstruction
 PANEL_TITLES = ("original", "masked", "reconstruction", "reconstruction + visible")
 
 
+# narrowest panel drawn: the titles (~6 px a character) fit above it, and a small training
+# snapshot (32-64 px images) shown at page size has labels as large as its pixels, not smaller
+MIN_PANEL = 160
+
+
 def compose_figure(
-    recs: Reconstruction | Sequence[Reconstruction], gap: int = 8, title_height: int = 18
+    recs: Reconstruction | Sequence[Reconstruction], gap: int = 8, title_height: int = 18,
+    min_panel: int = MIN_PANEL,
 ) -> Image.Image:
-    """One row of four panels per reconstruction, titled, on a white background."""
+    """One row of four panels per reconstruction, titled, on a white background.
+
+    Panels narrower than ``min_panel`` are enlarged by a whole factor (nearest neighbour, so
+    patches stay sharp) so the titles fit above them and stay readable.
+    """
     rows = [recs] if isinstance(recs, Reconstruction) else list(recs)
     h, w = rows[0].original.shape[:2]
+    scale = max(1, -(-min_panel // w))
+    h, w = h * scale, w * scale
     width = 4 * w + 5 * gap
     row_height = h + title_height + gap
     canvas = Image.new("RGB", (width, len(rows) * row_height + gap), "white")
@@ -31,7 +43,10 @@ def compose_figure(
         for c, (title, panel) in enumerate(zip(titles, rec.panels.values())):
             left = gap + c * (w + gap)
             draw.text((left, top), title, fill=(0, 0, 0))
-            canvas.paste(Image.fromarray(np.ascontiguousarray(panel)), (left, top + title_height))
+            image = Image.fromarray(np.ascontiguousarray(panel))
+            if scale > 1:
+                image = image.resize((w, h), Image.Resampling.NEAREST)
+            canvas.paste(image, (left, top + title_height))
     return canvas
 
 

@@ -41,6 +41,7 @@ from PIL import Image
 
 from mae_core import Reconstructor, list_checkpoints
 from mae_core.defaults import DEFAULT_CHECKPOINT_ID, checkpoint_folders
+from mae_core.results import check_bench, write_result
 from mae_core.runs import default_bench_dir
 from mae_core.figure import encode_image
 from mae_core.precision import PRECISIONS
@@ -169,7 +170,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"{post}_vs_{base}": {"ms": p50[post] - p50[base], "ratio": p50[post] / p50[base]}
         for post in ("post_json", "post_jpeg") for base in ("bare", "library")
     }
-    return result
+    return check_bench("serve_latency", result)
 
 
 class Client:
@@ -346,8 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out = args.out or default_bench_dir() / "serve_latency.json"
     result = run(args)
     print_table(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result, "serve_latency")
     print(f"wrote {args.out}")
     return 0
 

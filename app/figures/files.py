@@ -1,12 +1,17 @@
-"""The result files the figures read (benchmark, ablation, serve JSON), validated on load."""
+"""The result files the figures read (benchmark, ablation, serve JSON), validated on load.
+
+The formats are defined once in ``mae_core.results`` (which the writers use too); these models
+only give the page typed access and the API its schema, and check each file with the core
+validator before pydantic reads it, so no bound is restated here.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mae_core.results import ABLATION_FACTORS, ablation_problems  # noqa: F401 - re-exported
+from mae_core.results import ABLATION_FACTORS, ablation_problems, bench_problems  # noqa: F401 - re-exported
 
 from .theme import machine_name
 
@@ -18,7 +23,22 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class _BenchFile(_Open):
+class _Checked(_Open):
+    """A whole benchmark file, checked against its ``mae_core.results.BENCH_FORMATS`` entry."""
+
+    kind: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _the_format(cls, raw: Any) -> Any:
+        """The file format as its writer makes it (mae_core.results), checked first."""
+        problems = bench_problems(cls.kind, raw)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return raw
+
+
+class _BenchFile(_Checked):
     """A benchmark file: ``meta`` (machine, date, settings) and its ``rows``."""
 
     meta: dict[str, Any] = Field(default_factory=dict)
@@ -28,16 +48,17 @@ class BenchRow(_Open):
     """One row of ``mae bench train``: an encoder variant at one decoder depth."""
 
     encoder: Literal["visible-only", "mask-tokens"]
-    decoder_depth: int = Field(ge=0)
-    step_s: float = Field(gt=0)
-    images_per_s: float = Field(ge=0)
-    speedup: float | None = Field(default=None, gt=0)
+    decoder_depth: int
+    step_s: float
+    images_per_s: float
+    speedup: float | None = None
 
 
 class BenchTrain(_BenchFile):
     """The ``mae bench train`` JSON file (local re-run of the paper's Table 2 comparison)."""
 
-    rows: list[BenchRow] = Field(min_length=1)
+    kind: ClassVar[str] = "train"
+    rows: list[BenchRow]
 
     def speedups(self) -> dict[int, float]:
         """Visible-only speed-up per decoder depth (file value, else step-time ratio)."""
@@ -108,17 +129,18 @@ class BenchInferRow(_Open):
     """One row of ``mae bench infer``: a model at one batch size."""
 
     model: str
-    batch_size: int = Field(ge=1)
-    ms_per_batch: float = Field(gt=0)
-    images_per_s: float = Field(ge=0)
-    gflops_per_s: float | None = Field(default=None, ge=0)
-    fraction_of_matmul: float | None = Field(default=None, ge=0)
+    batch_size: int
+    ms_per_batch: float
+    images_per_s: float
+    gflops_per_s: float | None = None
+    fraction_of_matmul: float | None = None
 
 
 class BenchInfer(_BenchFile):
     """The ``mae bench infer`` JSON file (reconstruction images/s on one device)."""
 
-    rows: list[BenchInferRow] = Field(min_length=1)
+    kind: ClassVar[str] = "infer"
+    rows: list[BenchInferRow]
 
 
 class BenchPeerRow(_Open):
@@ -126,52 +148,54 @@ class BenchPeerRow(_Open):
 
     model: str
     mode: Literal["inference", "train"]
-    batch_size: int = Field(ge=1)
-    ours_images_per_s: float = Field(ge=0)
-    peer_images_per_s: float = Field(ge=0)
-    speedup: float | None = Field(default=None, gt=0)
-    max_abs_diff: float | None = Field(default=None, ge=0)
+    batch_size: int
+    ours_images_per_s: float
+    peer_images_per_s: float
+    speedup: float | None = None
+    max_abs_diff: float | None = None
 
 
 class BenchPeer(_BenchFile):
     """The ``mae bench peer`` JSON file (ours vs transformers' ViTMAEForPreTraining)."""
 
-    rows: list[BenchPeerRow] = Field(min_length=1)
+    kind: ClassVar[str] = "peer"
+    rows: list[BenchPeerRow]
 
 
 class LatencyStat(_Open):
-    p50_ms: float = Field(ge=0)
-    p90_ms: float | None = Field(default=None, ge=0)
-    mean_ms: float | None = Field(default=None, ge=0)
-    min_ms: float | None = Field(default=None, ge=0)
-    n: int | None = Field(default=None, ge=0)
+    p50_ms: float
+    p90_ms: float | None = None
+    mean_ms: float | None = None
+    min_ms: float | None = None
+    n: int | None = None
 
 
 class ThroughputRow(_Open):
     batching: bool
-    clients: int = Field(ge=1)
-    requests: int | None = Field(default=None, ge=0)
-    images_per_s: float = Field(ge=0)
-    mean_batch_size: float | None = Field(default=None, ge=0)
-    max_batch_size: int | None = Field(default=None, ge=0)
-    speedup_vs_no_batching: float | None = Field(default=None, ge=0)
+    clients: int
+    requests: int | None = None
+    images_per_s: float
+    mean_batch_size: float | None = None
+    max_batch_size: int | None = None
+    speedup_vs_no_batching: float | None = None
 
 
 SERVE_META_KEYS = ("date", "cpu", "gpu", "device", "compute_dtype", "torch", "machine", "checkpoint",
                    "load_average", "torch_threads_bare", "batch_window_ms", "python")
 
 
-class ServeLatency(_Open):
+class ServeLatency(_Checked):
     """The ``python -m mae_tools.serve_bench`` JSON file: request latency and throughput of the server.
 
     Older files lack ``post_jpeg``, ``throughput`` and ``server_peak_rss_mb``; they load with
     those parts absent.
     """
 
-    latency: dict[str, LatencyStat] = Field(min_length=1)
+    kind: ClassVar[str] = "serve_latency"
+    latency: dict[str, LatencyStat]
     overhead_p50_ms: float | None = None
     overhead_p50: dict[str, dict[str, float]] | None = None  # e.g. post_jpeg_vs_library: ms, ratio
-    server_peak_rss_mb: float | None = Field(default=None, ge=0)
+    server_peak_rss_mb: float | None = None
     throughput: list[ThroughputRow] = Field(default_factory=list)
     torch: str | None = None
     machine: str | None = None

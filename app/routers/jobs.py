@@ -32,9 +32,8 @@ from ..job_access import (
 )
 from ..registry import ModelRegistry
 from ..schemas import ErrorResponse
-from ..strict_json import StrictJSONRoute
 
-router = APIRouter(prefix="/api", tags=["jobs"], route_class=StrictJSONRoute)
+router = APIRouter(prefix="/api", tags=["jobs"])
 
 LOG_TAIL_BYTES = 64 * 1024
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]  # mae_service.jobs.STATES
@@ -119,7 +118,7 @@ def submit(raw: Annotated[dict[str, Any], Body(description=(
     params = body.model_dump(exclude_none=True, exclude={"max_attempts"})
     job = submit_pretrain(store, settings.data_roots, params,
                           max_attempts=body.max_attempts or settings.job_max_attempts,  # type: ignore[attr-defined]
-                          checkpoints=checkpoint_file(registry))
+                          checkpoints=checkpoint_file(registry), limits=settings.cost_limits)
     return job_payload(job, store.events(job.id))
 
 

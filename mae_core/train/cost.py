@@ -1,20 +1,18 @@
 """What a pretraining run will cost, estimated before it starts, and the operator's limits on it.
 
 A server refuses a job whose parameters, tokens per image, optimizer steps or training FLOPs pass
-``CostLimits`` (environment ``MAE_JOB_MAX_PARAMS``, ``MAE_JOB_MAX_TOKENS``, ``MAE_JOB_MAX_STEPS``,
-``MAE_JOB_MAX_FLOPS``). The defaults admit the paper's ViT-B/L/H at 224 px with 1600-epoch
+``CostLimits``; the server's ``Settings`` (``MAE_JOB_MAX_PARAMS``, ``MAE_JOB_MAX_TOKENS``,
+``MAE_JOB_MAX_STEPS``, ``MAE_JOB_MAX_FLOPS`` or ``mae serve --job-max-*``) are where an operator
+sets them. The defaults admit the paper's ViT-B/L/H at 224 px with 1600-epoch
 schedules on ImageNet-1k (1.28 M images, batch 4096) and nothing far beyond.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
 
 from ..config import ModelConfig
-from ..errors import InvalidParameterError
 from ..masking import num_kept
 from ..presets import get_preset
 from .config import TrainConfig
@@ -98,25 +96,9 @@ class CostLimits:
     max_steps: int = 1_000_000
     max_flops: float = 1.5e21
 
+    # the setting naming each limit in messages (app.Settings reads it, e.g. job_max_steps)
     ENV = {"max_params": "MAE_JOB_MAX_PARAMS", "max_tokens": "MAE_JOB_MAX_TOKENS",
            "max_steps": "MAE_JOB_MAX_STEPS", "max_flops": "MAE_JOB_MAX_FLOPS"}
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "CostLimits":
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(cls.ENV[f.name], "").strip()
-            if not raw:
-                continue
-            try:
-                number = float(raw)
-            except ValueError:
-                number = math.nan
-            if not math.isfinite(number) or number <= 0:
-                raise InvalidParameterError(f"{cls.ENV[f.name]}={raw!r} must be a positive number")
-            values[f.name] = number if f.name == "max_flops" else int(number)
-        return cls(**values)
 
     def problems(self, cost: JobCost) -> list[str]:
         """One message per limit ``cost`` passes, naming the limit, its value and the job's."""

@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from mae_core.io_utils import write_json_atomic
+from mae_core import results
 from mae_core.results import cpu_model, machine_meta  # noqa: F401 - one definition, used by the benches
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,8 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
     return "\n".join(lines)
 
 
-def write_result(path: str | Path, result: dict[str, Any]) -> Path:
-    path = Path(path)
-    write_json_atomic(path, result)
+def write_result(path: str | Path, result: dict[str, Any], kind: str | None = None) -> Path:
+    """``mae_core.results.write_result``, logged."""
+    path = results.write_result(path, result, kind)
     log.info("wrote %s", path)
     return path

@@ -12,6 +12,7 @@ from mae_core.masking import make_generator, mask_scores
 from mae_core.model import create_model
 from mae_core.precision import autocast, autocast_dtype, dtype_name
 from mae_core.reconstruct import pick_device
+from mae_core.results import bench_result
 from mae_tools.bench.common import machine_meta, mae_forward_flops, matmul_op, time_interleaved
 
 
@@ -49,6 +50,6 @@ def bench_infer(
                          "images_per_s": bs / seconds, "gflops_per_s": gflops,
                          "matmul_gflops": peaks[-1], "fraction_of_matmul": gflops / peaks[-1]})
         net = None  # type: ignore[assignment]  # free it before the next model is built
-    return {"meta": {**machine_meta(dev), "img_size": img_size, "mask_ratio": mask_ratio,
-                     "amp_bf16": amp is torch.bfloat16, "compute_dtype": dtype_name(amp),
-                     "matmul_gflops": statistics.median(peaks)}, "rows": rows}
+    return bench_result("infer", {**machine_meta(dev), "img_size": img_size, "mask_ratio": mask_ratio,
+                                  "amp_bf16": amp is torch.bfloat16, "compute_dtype": dtype_name(amp),
+                                  "matmul_gflops": statistics.median(peaks)}, rows)

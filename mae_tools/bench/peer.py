@@ -11,6 +11,7 @@ from mae_core.errors import MAEError
 from mae_core.masking import make_generator, mask_scores
 from mae_core.model import create_model
 from mae_core.reconstruct import pick_device
+from mae_core.results import bench_result
 from mae_tools.bench.common import machine_meta, time_interleaved
 
 
@@ -79,5 +80,5 @@ def bench_peer(
         ours = peer = None  # type: ignore[assignment]  # free both before the next size
     import transformers
 
-    return {"meta": {**machine_meta(dev), "peer": f"transformers {transformers.__version__} "
-                     "ViTMAEForPreTraining (sdpa attention)", "img_size": img_size}, "rows": rows}
+    return bench_result("peer", {**machine_meta(dev), "peer": f"transformers {transformers.__version__} "
+                                 "ViTMAEForPreTraining (sdpa attention)", "img_size": img_size}, rows)

@@ -15,6 +15,7 @@ from mae_core.masking import make_generator, mask_scores
 from mae_core.model import MaskedAutoencoderViT
 from mae_core.presets import get_preset
 from mae_core.reconstruct import pick_device
+from mae_core.results import bench_result
 from mae_tools.bench.common import machine_meta, mae_forward_flops, matmul_gflops, sync, time_call
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def bench_train(
     meta = {**machine_meta(dev), "model": model, "img_size": img_size, "batch_size": batch_size,
             "mask_ratio": mask_ratio, "amp_bf16": use_amp, "matmul_gflops": peak,
             "speedup_reference": "mask-tokens encoder with an 8-block decoder (as the paper)"}
-    return {"meta": meta, "rows": rows, "paper": PAPER_TABLE2}
+    return bench_result("train", meta, rows, paper=PAPER_TABLE2)
 
 
 # Dense bf16 matrix peaks by the vendors' datasheets (TFLOP/s), the MFU denominators.
@@ -157,4 +158,4 @@ def bench_train_mfu(
             "mask_ratio": mask_ratio, "amp_bf16": use_amp, "steps": steps,
             "peak_tflops": peak, "peak_source": source, "measured_matmul_tflops": measured,
             "flops_rule": "3 x forward (encoder on visible tokens, decoder on all)"}
-    return {"meta": meta, "rows": rows}
+    return bench_result("train_mfu", meta, rows)

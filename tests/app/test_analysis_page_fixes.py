@@ -19,6 +19,20 @@ def test_grouped_bar_labels_are_turned_so_neighbours_do_not_overlap():
         assert spec["layout"]["yaxis"]["range"][1] > top + 1  # room above for the turned labels
 
 
+def test_table2_benchmark_bar_labels_are_turned_too():
+    from app.figures import BenchTrain, bench_figure
+
+    rows = [{"encoder": e, "decoder_depth": d, "step_s": s, "images_per_s": 1.0}
+            for e, d, s in (("mask-tokens", 8, 0.3), ("visible-only", 8, 0.1),
+                            ("mask-tokens", 1, 0.2), ("visible-only", 1, 0.05))]
+    bench = BenchTrain.model_validate({"meta": {}, "rows": rows})
+    spec = bench_figure(paper_results(), bench, bench)  # paper ViT-L, ViT-H, ours CPU, ours GPU
+    bars = [t for t in spec["data"] if t["type"] == "bar"]
+    assert len(bars) == 4 and all(t["textangle"] == -90 for t in bars)
+    top = max(max(t["y"]) for t in bars)
+    assert spec["layout"]["yaxis"]["range"][1] >= top * 1.35
+
+
 def test_empty_ablation_panel_gives_a_runnable_command(monkeypatch, tmp_path):
     monkeypatch.setenv("MAE_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("MAE_BENCH_DIR", str(tmp_path / "bench"))

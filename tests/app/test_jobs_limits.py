@@ -63,17 +63,49 @@ def test_attacks_are_refused_naming_the_limit(client, change, limit):
     assert client.get("/api/jobs").json()["jobs"] == []
 
 
-def test_steps_limit_names_itself_and_the_value(client, monkeypatch):
-    monkeypatch.setenv("MAE_JOB_MAX_STEPS", "1000")
-    refused(client.post("/api/jobs", json=job_request("shapes", epochs=1000, batch_size=1)),
-            "24,000 optimizer steps", "MAE_JOB_MAX_STEPS=1,000")
+def client_with(settings, **env):
+    """A client whose Settings were read with ``env`` set (the limits are Settings fields)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        fresh = Settings(**{k: getattr(settings, k) for k in
+                            ("checkpoint_dir", "data_dir", "data_roots", "job_max_attempts")})
+    return TestClient(create_app(fresh))
 
 
-def test_flops_limit_names_itself(client, monkeypatch):
-    monkeypatch.setenv("MAE_JOB_MAX_FLOPS", "1e14")
-    refused(client.post("/api/jobs", json={"dataset": "shapes", "init_from": "", "epochs": 100,
-                                           "batch_size": 8, "model": "mae_vit_huge_patch14"}),
-            "training FLOPs", "MAE_JOB_MAX_FLOPS=1e+14")
+def test_steps_limit_names_itself_and_the_value(settings):
+    with client_with(settings, MAE_JOB_MAX_STEPS="1000") as client:
+        refused(client.post("/api/jobs", json=job_request("shapes", epochs=1000, batch_size=1)),
+                "24,000 optimizer steps", "MAE_JOB_MAX_STEPS=1,000")
+
+
+def test_flops_limit_names_itself(settings):
+    with client_with(settings, MAE_JOB_MAX_FLOPS="1e14") as client:
+        refused(client.post("/api/jobs", json={"dataset": "shapes", "init_from": "", "epochs": 100,
+                                               "batch_size": 8, "model": "mae_vit_huge_patch14"}),
+                "training FLOPs", "MAE_JOB_MAX_FLOPS=1e+14")
+
+
+def test_serve_flags_lower_the_job_limits(settings, monkeypatch):
+    """``mae serve --job-max-*`` set the same Settings fields; a job past one is refused naming it."""
+    from mae_cli import build_parser
+    from mae_cli.serve import settings_from_args
+
+    monkeypatch.setenv("MAE_JOB_MAX_TOKENS", "4096")  # the flag wins over the environment
+    args = build_parser().parse_args(["serve", "--job-max-tokens", "8", "--job-max-params", "5000000",
+                                      "--checkpoint-dir", str(settings.checkpoint_dir),
+                                      "--data-dir", str(settings.data_dir)])
+    served = settings_from_args(args).model_copy(update={"data_roots": settings.data_roots})
+    assert served.cost_limits.max_tokens == 8 and served.job_max_params == 5_000_000
+    with TestClient(create_app(served)) as client:
+        refused(client.post("/api/jobs", json=job_request("shapes", epochs=1)),
+                "tokens (patches) per image", "MAE_JOB_MAX_TOKENS=8")
+        base = job_request("shapes", epochs=1, model="mae_vit_base_patch16", model_overrides={},
+                           img_size=32)  # 4 tokens at patch 16: only the parameters are over
+        refused(client.post("/api/jobs", json=base), "parameters", "MAE_JOB_MAX_PARAMS=5,000,000")
+        assert client.get("/api/jobs").json()["jobs"] == []
+    with pytest.raises(ValueError):
+        Settings(job_max_flops=float("inf"))
 
 
 @pytest.mark.parametrize("model", ["mae_vit_base_patch16", "mae_vit_large_patch16", "mae_vit_huge_patch14"])
