@@ -24,6 +24,7 @@ from .reconstruct import ImageField, ResizeField, _b64, _finite, mask_request
 router = APIRouter(tags=["reconstruct"])
 
 MIN_MODELS, MAX_MODELS = 2, 4
+MAX_ID_CHARS = 200  # as POST /reconstruct's `model`
 ROW_PANELS = ("masked", "reconstruction", "pasted")  # the original is shared: sent once
 
 _ERRORS = {
@@ -43,6 +44,9 @@ def check_model_ids(ids: list[str]) -> list[str]:
         raise InvalidParameterError(
             f"compare takes {MIN_MODELS} to {MAX_MODELS} models (repeat the `model` field), got "
             f"{len(ids)}")
+    if any(not i or len(i) > MAX_ID_CHARS for i in ids):
+        raise InvalidParameterError(f"each `model` must be a checkpoint id of 1 to {MAX_ID_CHARS} "
+                                    "characters (GET /api/models lists them)")
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise InvalidParameterError(f"model {', '.join(map(repr, repeated))} is named more than "

@@ -79,6 +79,7 @@ def test_an_explicit_mask_is_used_as_sent(client):
     (["mae-lab-default"], "2 to 4 models"),
     (["mae-lab-default", "other", "third", "big", "encoder-only"], "got 5"),
     (["other", "other"], "more than once"),
+    (["", "mae-lab-default"], "checkpoint id of 1 to 200"),
     (["mae-lab-default", "nope"], "nope"),
     (["mae-lab-default", "encoder-only"], "no decoder"),
     (["mae-lab-default", "big"], "different patch grids"),
