@@ -27,7 +27,7 @@ from .middleware import BodyLimitMiddleware
 from .redact import PathScrubMiddleware
 from .registry import ModelRegistry
 from . import eval_jobs
-from .routers import analysis, api, checkpoints, features, jobs, pages, reconstruct, train
+from .routers import analysis, api, checkpoints, compare, features, jobs, pages, reconstruct, train
 from .settings import Settings
 from .strict_json import StrictJSONMiddleware
 from .templating import STATIC_DIR
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(pages.router)
     app.include_router(reconstruct.router)
+    app.include_router(compare.router)
     app.include_router(api.router)
     app.include_router(checkpoints.router)
     app.include_router(features.router)

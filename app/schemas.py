@@ -40,6 +40,38 @@ class Timing(BaseModel):
                              examples=[31.5])
 
 
+class CompareRow(BaseModel):
+    """One model's reconstruction under the shared mask."""
+
+    model: str = Field(description="checkpoint id", examples=["mae-lab-default"])
+    metrics: dict[str, float | None] = Field(
+        description="masked_psnr (dB, null if exact) and masked_mse over the removed patches",
+        examples=[{"masked_psnr": 21.97, "masked_mse": 412.7}])
+    uses_target_stats: bool = Field(description="norm-pix checkpoint: removed patches were "
+                                    "un-normalised with their true statistics", examples=[False])
+    panels: dict[str, str] = Field(
+        description="base64 PNGs: masked, reconstruction, pasted (reconstruction + visible)",
+        examples=[{"masked": "iVBORw0K...", "reconstruction": "iVBORw0K...", "pasted": "iVBORw0K..."}])
+
+
+class CompareResponse(BaseModel):
+    """The same image and mask through several checkpoints, one row per model."""
+
+    seed: int | None = Field(description="seed that drew the shared mask (null for an explicit "
+                             "mask)", examples=[1234])
+    strategy: str = Field(description="random, block, grid, or custom (explicit mask)",
+                          examples=["random"])
+    requested_mask_ratio: float | None = Field(description="the mask_ratio sent", examples=[0.75])
+    mask_ratio: float = Field(description="fraction of patches removed", examples=[0.75])
+    resize: str = Field(description="resize policy applied", examples=["crop"])
+    grid: list[int] = Field(description="patch grid [rows, cols]", examples=[[14, 14]])
+    mask: list[list[int]] = Field(description="the shared mask, 1 = removed", examples=[[[1, 0]]])
+    original: str = Field(description="the image as the models see it (base64 PNG)",
+                          examples=["iVBORw0K..."])
+    rows: list[CompareRow]
+    server_ms: float = Field(description="time from upload to reply", examples=[80.2])
+
+
 class ReconstructResponse(BaseModel):
     """A reconstruction: panels, mask, per-patch error, metrics and what produced them."""
 

@@ -12,6 +12,7 @@ gives the same mask on CPU and GPU.
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass
 from typing import Callable, Hashable, NamedTuple
 
@@ -159,6 +160,18 @@ class MaskRequest:
         if arr.ndim != 2 or not np.isin(arr, (0, 1)).all():
             raise InvalidParameterError("mask entries must be 0 (visible) or 1 (removed), in rows")
         return cls(explicit=arr.astype(np.uint8))
+
+    def on_grid(self, grid: tuple[int, int]) -> tuple["MaskRequest", int | None]:
+        """This request as an explicit mask on ``grid`` and the seed that drew it (None for an
+        explicit mask): the one mask several models can share. Drawn as the reconstructor draws
+        a sampled request, so the same seed gives the same mask as a single reconstruction."""
+        if self.explicit is not None:
+            return MaskRequest(explicit=check_explicit_mask(self.explicit, grid)), None
+        keep = check_ratio_for_grid(self.mask_ratio, grid)
+        seed = secrets.randbelow(2**31) if self.seed is None else self.seed
+        scores = draw_scores(self.strategy, 1, grid, self.mask_ratio, make_generator(seed))
+        mask = indices_from_scores(scores, keep).mask.reshape(grid)
+        return MaskRequest(explicit=mask.to(torch.uint8).numpy()), seed
 
     @property
     def requested_ratio(self) -> float | None:

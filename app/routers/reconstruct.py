@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 import numpy as np
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
 from mae_core.errors import InvalidParameterError
@@ -69,6 +69,40 @@ def parse_mask(text: str) -> np.ndarray:
     if not all(type(v) is int and v in (0, 1) for r in rows for v in r):
         raise InvalidParameterError("mask entries must be the integers 0 (visible) or 1 (removed)")
     return np.asarray(rows, dtype=np.uint8)
+
+
+# The form fields every reconstructing route takes (POST /reconstruct, /reconstruct/compare).
+ImageField = Annotated[UploadFile, File(
+    description="the picture: JPEG, PNG, WebP, GIF, BMP or TIFF", examples=["fox.jpg"])]
+ResizeField = Annotated[Literal["crop", "keep-aspect"], Form(
+    description="crop: resize the short side and centre-crop (default); keep-aspect: a "
+    "patch grid with the image's aspect ratio", examples=["crop"])]
+
+
+def mask_request(
+    # Bounds are documented from the FieldSpec and checked once, by MaskRequest.sampled.
+    mask_ratio: Annotated[float, Form(
+        description=f"fraction of patches to remove, {MASK_RATIO.bounds_text()} (ignored when "
+        "`mask` is sent; grid needs exactly 0.75; at a given image size it must remove at least "
+        "one patch and keep one)", examples=[0.75],
+        json_schema_extra={"exclusiveMinimum": MASK_RATIO.minimum,
+                           "exclusiveMaximum": MASK_RATIO.maximum})] = MASK_RATIO.default,
+    strategy: Annotated[str, Form(
+        description="masking strategy: random (paper default), block (BEiT-style) or grid "
+        "(keeps one patch per 2x2 cell; ratio 0.75 only)", examples=["random"],
+        json_schema_extra={"enum": ordered_strategies()})] = "random",
+    seed: Annotated[int | None, Form(
+        json_schema_extra={"minimum": SEED.minimum, "maximum": SEED.maximum},
+        description="mask seed; omit to draw one (the reply says which)",
+        examples=[1234])] = None,
+    mask: Annotated[str | None, Form(
+        description="explicit mask as JSON rows of 0/1 (1 = removed), one entry per patch "
+        "(14x14 for a 224 px /16 model); overrides mask_ratio, strategy and seed",
+        examples=["[[1,0,1,1],[0,1,1,1],[1,1,0,1],[1,1,1,0]]"])] = None,
+) -> MaskRequest:
+    """The mask fields, checked once; the request then travels unchanged to the model(s)."""
+    return (MaskRequest.from_mask(parse_mask(mask)) if mask
+            else MaskRequest.sampled(mask_ratio, strategy, seed))
 
 
 def wants_png(accept: str | None) -> bool:
@@ -168,45 +202,21 @@ async def reconstruct(
     settings: SettingsDep,
     registry: RegistryDep,
     batcher: BatcherDep,
-    image: Annotated[UploadFile, File(
-        description="the picture: JPEG, PNG, WebP, GIF, BMP or TIFF", examples=["fox.jpg"])],
-    # Bounds are documented from the FieldSpec and checked once, by MaskRequest.sampled.
-    mask_ratio: Annotated[float, Form(
-        description=f"fraction of patches to remove, {MASK_RATIO.bounds_text()} (ignored when "
-        "`mask` is sent; grid needs exactly 0.75; at a given image size it must remove at least "
-        "one patch and keep one)", examples=[0.75],
-        json_schema_extra={"exclusiveMinimum": MASK_RATIO.minimum,
-                           "exclusiveMaximum": MASK_RATIO.maximum})] = MASK_RATIO.default,
-    strategy: Annotated[str, Form(
-        description="masking strategy: random (paper default), block (BEiT-style) or grid "
-        "(keeps one patch per 2x2 cell; ratio 0.75 only)", examples=["random"],
-        json_schema_extra={"enum": ordered_strategies()})] = "random",
-    seed: Annotated[int | None, Form(
-        json_schema_extra={"minimum": SEED.minimum, "maximum": SEED.maximum},
-        description="mask seed; omit to draw one (the reply says which)",
-        examples=[1234])] = None,
+    image: ImageField,
+    wanted: Annotated[MaskRequest, Depends(mask_request)],
     model: Annotated[str | None, Form(
         max_length=200, description="checkpoint id from GET /api/models; omit for the default",
         examples=["mae-lab-default"])] = None,
-    mask: Annotated[str | None, Form(
-        description="explicit mask as JSON rows of 0/1 (1 = removed), one entry per patch "
-        "(14x14 for a 224 px /16 model); overrides mask_ratio, strategy and seed",
-        examples=["[[1,0,1,1],[0,1,1,1],[1,1,0,1],[1,1,1,0]]"])] = None,
     panel_format: Annotated[Literal["png", "jpeg", "webp"], Form(
         description="encoding of the base64 panels: png (lossless, default), jpeg (fastest, "
         "what the web page uses) or webp", examples=["png"])] = "png",
-    resize: Annotated[Literal["crop", "keep-aspect"], Form(
-        description="crop: resize the short side and centre-crop (default); keep-aspect: a "
-        "patch grid with the image's aspect ratio", examples=["crop"])] = "crop",
+    resize: ResizeField = "crop",
     attention: Annotated[bool, Form(
         description="also return the last encoder block's cls-to-patch attention per head and "
         "its head mean over the visible patches (`attention` in the reply; app/attention_view.py)",
         examples=[False])] = False,
 ) -> Any:
     started = time.perf_counter()
-    # the one check of the mask fields; the request then travels unchanged to the model
-    wanted = (MaskRequest.from_mask(parse_mask(mask)) if mask
-               else MaskRequest.sampled(mask_ratio, strategy, seed))
     data = await image.read()
 
     def resolve_and_decode():  # one thread hop for both (each hop costs ~0.1 ms)

@@ -155,7 +155,7 @@
     const signal = controller.signal;
     setBusy("rendering…");
     try {
-      const renderers = { single: renderSingle, sweep: renderSweep, strategies: renderStrategies, custom: renderCustom };
+      const renderers = { single: renderSingle, sweep: renderSweep, strategies: renderStrategies, custom: renderCustom, compare: renderCompare };
       await renderers[state.view](signal, () => gen === generation);
       if (gen === generation) showError(null);
     } catch (err) {
@@ -184,6 +184,14 @@
     renderMetrics(result);
     renderHeatmap(result);
   }
+
+  // The Compare tab lives in compare.js; it gets the current image and mask settings from here.
+  async function renderCompare(signal, isCurrent) {
+    els.note.hidden = true;
+    const inputs = { image: state.image, imageName: state.imageName, resize: state.resize, params: currentParams() };
+    await window.maeCompare.render(inputs, signal, isCurrent);
+  }
+  document.addEventListener("mae:compare-models", () => { if (state.view === "compare") scheduleRender(0); });
 
   async function renderSweep(signal, isCurrent) {
     const strategy = state.strategy === "grid" ? "random" : state.strategy;

@@ -1,0 +1,63 @@
+"""Compare in a real browser: download a catalog model from a local mirror (visible progress),
+reconstruct with it, then compare it with the default under one mask (a row and a PSNR each)."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.browser_helpers import wait_for_js, watched_page
+from support.catalog_server import catalog_server, download_from_catalog
+from support.file_server import file_host
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def mirror():
+    with file_host() as host:
+        yield host
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, mirror):
+    with catalog_server(tmp_path_factory.mktemp("compare-page"), mirror) as url:
+        yield url
+
+
+def test_download_reconstruct_then_compare_with_the_default(browser, server, mirror):
+    with watched_page(browser, server, viewport={"width": 1400, "height": 900}) as page:
+        download_from_catalog(page, server, mirror)
+        page.locator('.model-card[data-id="tiny-official"] a', has_text="Reconstruct with it").click()
+        page.wait_for_url("**/?model=tiny-official*")
+        page.locator(".sample").first.click()
+        # the single view reconstructs with the downloaded model
+        wait_for_js(page, "document.querySelectorAll('#view-single .fig-row img[src^=\"data:\"]').length === 4")
+        assert "PSNR" in page.locator("#view-single .fig-row .stats").inner_text()
+
+        page.get_by_role("tab", name="Compare").click()
+        # the picker starts with the default and the model picked in the sidebar ticked
+        wait_for_js(page, "document.querySelectorAll('#compare-models input:checked').length === 2")
+        assert page.locator("#compare-tiny-official").is_checked()
+        assert page.locator("#compare-mae-lab-default").is_checked()
+        wait_for_js(page, "document.querySelectorAll('#compare-rows .compare-row').length === 2")
+        rows = page.locator("#compare-rows .compare-row")
+        assert [rows.nth(i).get_attribute("data-model") for i in range(2)] == ["mae-lab-default", "tiny-official"]
+        psnrs = []
+        for i in range(2):
+            row = rows.nth(i)
+            assert row.locator("img").count() == 3
+            wait_for_js(page, "(row) => Array.from(row.querySelectorAll('img')).every((i) => i.complete && i.naturalWidth > 0)",
+                        row.element_handle())
+            text = row.locator(".psnr").inner_text()
+            assert text.startswith("masked-patch PSNR ") and text.split()[2].replace(".", "").isdigit()
+            psnrs.append(float(text.split()[2]))
+        assert psnrs[0] != psnrs[1]  # two models, two scores for the same mask
+        # the same mask: the masked panels are identical images
+        masked = [rows.nth(i).locator('[data-panel="masked"] img').get_attribute("src") for i in range(2)]
+        assert masked[0] == masked[1]
+
+        # unticking one leaves fewer than two: the rows go and the hint says what to do
+        page.locator("#compare-tiny-official").uncheck()
+        wait_for_js(page, "document.querySelectorAll('#compare-rows .compare-row').length === 0")
+        assert "Tick 2–4" in page.locator("#compare-hint").inner_text()
+        assert page.problems == []
