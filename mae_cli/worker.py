@@ -38,6 +38,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lease", type=float, default=30.0,
                    help="seconds a claim holds without a heartbeat; a killed worker's job is "
                         "resumed by another this long after it died (default 30)")
+    p.add_argument("--gpus", type=int, default=None,
+                   help="the most processes one job may run on here: claim only jobs asking for "
+                        "at most this many gpus, and run a job of several through torchrun, one "
+                        "process per GPU (default: the CUDA devices this host has, at least 1; "
+                        "on a CPU-only host --gpus N runs such jobs as N gloo processes)")
     p.add_argument("--max-jobs", type=int, default=None, help="exit after running this many jobs")
     p.add_argument("--exit-when-idle", action="store_true", help="exit when the queue is empty")
     p.add_argument("--worker-id", default=None, help="name in the job store (default host-pid-random)")
@@ -54,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidParameterError("--poll-interval and --lease must be positive")
     worker = Worker(args.data_dir or default_data_dir(), poll_interval=args.poll_interval,
                     lease_s=args.lease, worker_id=args.worker_id,
-                    jobs_url=args.jobs_url or os.environ.get("MAE_JOBS_URL") or None)
+                    jobs_url=args.jobs_url or os.environ.get("MAE_JOBS_URL") or None,
+                    gpus=args.gpus)
 
     def stop(signum, _frame):  # the trainer installs its own handlers while a job runs
         log.warning("signal %d: finishing up and exiting", signum)

@@ -52,6 +52,21 @@ def mean_across(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return value
 
 
+def agree_on_stop(reason: str | None, reasons: tuple[str, ...], info: DistInfo,
+                  device: torch.device) -> str | None:
+    """The stop reason every rank acts on: the last of ``reasons`` that any rank has.
+
+    A signal reaches the ranks a step apart; if one stopped alone, the others would wait in the
+    next step's all-reduce forever. One tiny all-reduce per step keeps them in step.
+    """
+    if not info.enabled:
+        return reason
+    code = torch.tensor([0 if reason is None else reasons.index(reason) + 1], device=device)
+    dist.all_reduce(code, op=dist.ReduceOp.MAX)
+    index = int(code.item())
+    return reasons[index - 1] if index else None
+
+
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -24,7 +24,7 @@ from ..precision import autocast
 from ..runs import RunFolder
 from .config import TrainConfig
 from .data import ImageFolderDataset, ResumableDistributedSampler
-from .distributed import DistInfo
+from .distributed import DistInfo, agree_on_stop
 from .schedule import StepSchedule, lr_at
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ class Engine:
         for _ in range(in_epoch, p.schedule.steps_per_epoch):
             out = self.step(batches)
             reason = next((r for h in self.hooks if (r := h.stop_reason(self)) is not None), None)
+            reason = agree_on_stop(reason, (STOPPED, INTERRUPTED), p.dist, p.device)
             for hook in self.hooks:
                 hook.after_step(self, out, stopping=reason is not None)
             if reason is not None:

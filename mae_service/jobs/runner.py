@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from mae_core.io_utils import write_atomic, write_json_atomic
 from mae_core.train import TrainConfig, Trainer
+from mae_service.jobs.ddp import run_ddp
 from mae_service.jobs.paths import DataDir
 from mae_service.jobs.spec import PRETRAIN
 from mae_service.jobs.store import Job
@@ -56,19 +57,29 @@ def publish_checkpoint(export_path: Path, folder: Path, checkpoint_id: str,
 
 
 def run_pretrain(job: Job, data_dir: DataDir, should_stop: StopFn, on_progress: ProgressFn,
-                 fence: FenceFn) -> Outcome:
+                 fence: FenceFn, launch: tuple[str, str] | None = None) -> Outcome:
+    """Pretrain in this process, or, for a job of several ``gpus``, on that many torchrun
+    processes (``launch``: the job store and worker id the ranks fence their writes with)."""
     config = TrainConfig.from_dict(job.config).replace(output_dir=str(data_dir.run_dir(job.id)))
-    log.info("job %s: pretraining %s on %s for %d epochs", job.id, config.model, config.data.path,
-             config.epochs)
-    result = Trainer(config, resume=True, progress=False, should_stop=should_stop,
-                     on_log=on_progress, fence=fence).run()
+    log.info("job %s: pretraining %s on %s for %d epochs on %d process(es)", job.id, config.model,
+             config.data.path, config.epochs, job.gpus)
+    if job.gpus > 1:
+        if launch is None:
+            raise RuntimeError(f"job {job.id} asks for {job.gpus} gpus: only a worker launches it")
+        status, step, export = run_ddp(job, config.to_dict(), should_stop, on_progress, fence,
+                                       *launch, nproc=job.gpus)
+        export_path = None if export is None else Path(export)
+    else:
+        result = Trainer(config, resume=True, progress=False, should_stop=should_stop,
+                         on_log=on_progress, fence=fence).run()
+        status, step, export_path = result.status, result.step, result.export_path
     fence()  # publishing writes the shared checkpoint folder: only while the job is ours
     checkpoint = None
-    if result.status == "completed" and result.export_path is not None:
-        publish_checkpoint(result.export_path, data_dir.checkpoints, job.id,
+    if status == "completed" and export_path is not None:
+        publish_checkpoint(export_path, data_dir.checkpoints, job.id,
                            {"id": job.id, "kind": job.kind, "params": job.params})
         checkpoint = job.id
-    return Outcome(result.status, result.step, checkpoint)
+    return Outcome(status, step, checkpoint)
 
 
 RUNNERS: dict[str, Callable[[Job, DataDir, StopFn, ProgressFn, FenceFn], Outcome]] = {

@@ -38,6 +38,10 @@ DATASET = FieldSpec("dataset", str, "name of a folder of images under a data roo
                     "(GET /api/datasets); find_dataset checks the name", max_length=128)
 MAX_ATTEMPTS = FieldSpec("max_attempts", int, "starts before the job is marked failed",
                          minimum=1, maximum=20)
+MAX_GPUS = 64
+GPUS = FieldSpec("gpus", int, "processes the job trains on, one per GPU (DDP through torchrun; "
+                 "gloo processes on a CPU worker); only a worker with this many claims it",
+                 minimum=1, maximum=MAX_GPUS, default=1, unit="GPUs")
 RECIPE = FieldSpec("recipe", str, "starting point: cpu-demo (small, fast) or paper (Table 8)",
                    default=DEFAULT_RECIPE, max_length=64)
 INIT_FROM = dataclasses.replace(
@@ -52,7 +56,7 @@ PRETRAIN_FIELDS: tuple[FieldSpec, ...] = (
         "model", "mask_strategy", "mask_ratio", "epochs", "batch_size", "norm_pix_loss", "seed",
         "img_size", "blr", "warmup_epochs", "device", "log_every", "snapshot_every",
         "ckpt_every_steps")),
-    MAX_ATTEMPTS,
+    GPUS, MAX_ATTEMPTS,
 )
 # Each evaluation kind (knn, linprobe, finetune): its protocol's table, plus max_attempts.
 JOB_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
@@ -167,6 +171,12 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset,
         except InvalidParameterError as exc:
             problems.append(str(exc))
 
+    gpus = _given(params, "gpus", 1)
+    if gpus > 1 and not dataset.capped and batch_size * gpus > dataset.num_images:
+        problems.append(f"gpus {gpus} x batch_size {batch_size} is more than the "
+                        f"{dataset.num_images} images in dataset {dataset.id!r}: each process needs "
+                        "a full batch; use fewer gpus or a smaller batch_size")
+
     strategy = params.get("mask_strategy") or recipe.mask_strategy
     ratio = _given(params, "mask_ratio", recipe.mask_ratio)
     try:
@@ -186,7 +196,7 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset,
     if params.get("blr") is not None:
         optim.update(blr=params["blr"], lr=None)
 
-    total = None if dataset.capped else (dataset.num_images // batch_size) * epochs
+    total = None if dataset.capped else (dataset.num_images // (batch_size * gpus)) * epochs
     changes: dict[str, Any] = {
         "model": model, "model_overrides": overrides, "epochs": epochs, "batch_size": batch_size,
         "mask_strategy": strategy, "mask_ratio": ratio, "norm_pix_loss": norm_pix,
@@ -215,6 +225,7 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset,
         "seed": config.seed, "blr": config.optim.blr, "lr": config.optim.lr,
         "warmup_epochs": warmup, "device": device, "num_images": dataset.num_images,
         "estimated_steps": total, "init_from": init_from or None, "cost": cost.to_dict(),
+        "gpus": gpus,
         "notes": notes,
     }
     return resolved, config
@@ -260,4 +271,5 @@ def submit_pretrain(store: JobStore, roots: Sequence, params: Mapping[str, Any],
                                     "under a data root (GET /api/datasets lists them)")
     dataset = find_dataset(roots, params["dataset"])
     resolved, config = pretrain_config(params, dataset, checkpoints, limits)
-    return store.submit(PRETRAIN, resolved, config.to_dict(), max_attempts=max_attempts)
+    return store.submit(PRETRAIN, resolved, config.to_dict(), max_attempts=max_attempts,
+                        gpus=resolved["gpus"])

@@ -87,7 +87,10 @@ CREATE TABLE IF NOT EXISTS workers (
     job_id    TEXT
 );
 """
-MIGRATIONS: list[list[str]] = [[stmt.strip() for stmt in SCHEMA.split(";") if stmt.strip()]]
+# Version 2: how many processes (GPUs) a job runs on; a worker claims only jobs that fit.
+ADD_GPUS = "ALTER TABLE jobs ADD COLUMN gpus INTEGER NOT NULL DEFAULT 1"
+MIGRATIONS: list[list[str]] = [[stmt.strip() for stmt in SCHEMA.split(";") if stmt.strip()],
+                               [ADD_GPUS]]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -151,6 +154,7 @@ class Job:
     started: float | None
     finished: float | None
     updated: float
+    gpus: int = 1  # processes (GPUs) the job runs on, through torchrun when more than one
 
     @classmethod
     def from_row(cls, row: Any) -> "Job":
@@ -316,17 +320,19 @@ class JobStore:
 
     # ----------------------------------------------------------------- web side
     def submit(self, kind: str, params: dict[str, Any], config: dict[str, Any],
-               max_attempts: int = DEFAULT_MAX_ATTEMPTS, job_id: str | None = None) -> Job:
-        """Queue a new job and return it."""
-        if max_attempts < 1:
-            raise InvalidParameterError("max_attempts must be at least 1")
+               max_attempts: int = DEFAULT_MAX_ATTEMPTS, job_id: str | None = None,
+               gpus: int = 1) -> Job:
+        """Queue a new job (to run on ``gpus`` processes) and return it."""
+        if max_attempts < 1 or gpus < 1:
+            raise InvalidParameterError("max_attempts and gpus must be at least 1")
         now = self.clock()
         job_id = job_id or new_job_id(now)
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO jobs (id, kind, params, config, state, max_attempts, created, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, kind, json.dumps(params), json.dumps(config), QUEUED, max_attempts, now, now))
+                "INSERT INTO jobs (id, kind, params, config, state, max_attempts, gpus, created, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, kind, json.dumps(params), json.dumps(config), QUEUED, max_attempts, gpus,
+                 now, now))
             self._event(db, job_id, now, None, "submitted")
             row = self._row(db, job_id)
         log.info("job %s (%s) queued", job_id, kind)
@@ -424,13 +430,15 @@ class JobStore:
         with self._connect() as db:
             db.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
 
-    def claim(self, worker_id: str, lease_s: float) -> Job | None:
-        """Take the oldest queued job (after requeueing jobs whose lease expired), or None."""
+    def claim(self, worker_id: str, lease_s: float, gpus: int = 1) -> Job | None:
+        """Take the oldest queued job that fits in ``gpus`` (after requeueing jobs whose lease
+        expired), or None. A bigger job waiting does not hold back the smaller ones behind it."""
         now = self.clock()
         with self._transaction() as db:
             self._expire_leases(db, now)
-            row = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = ? ORDER BY created, "
-                             f"{self.TIEBREAK} LIMIT 1{self.SKIP_LOCKED}", (QUEUED,)).fetchone()
+            row = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = ? AND gpus <= ? "
+                             f"ORDER BY created, {self.TIEBREAK} LIMIT 1{self.SKIP_LOCKED}",
+                             (QUEUED, gpus)).fetchone()
             if row is None:
                 return None
             attempt = row["attempts"] + 1

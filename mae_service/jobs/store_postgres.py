@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 import time
 
-from mae_service.jobs.store import JobStore, StoreUnavailable
+from mae_service.jobs.store import ADD_GPUS, JobStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ MIGRATIONS: list[list[str]] = [[
         started   DOUBLE PRECISION NOT NULL,
         last_seen DOUBLE PRECISION NOT NULL,
         job_id    TEXT)""",
-]]
+], [ADD_GPUS]]  # version 2: the job's gpus (the same statement as SQLite's)
 MIGRATION_LOCK = 0x4D41454A  # "MAEJ": the advisory lock concurrent starts queue on
 
 _inherited: list[Any] = []  # connections a forked child found: kept, so closing never hits the parent's

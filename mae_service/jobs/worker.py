@@ -20,6 +20,7 @@ How a job ends, seen from the store:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -30,7 +31,8 @@ from typing import Any, Callable, Iterator
 from mae_core.errors import InvalidParameterError
 from mae_service.jobs.heartbeat import Heartbeat
 from mae_service.jobs.paths import DataDir
-from mae_service.jobs.runner import RUNNERS, Outcome
+from mae_service.jobs.runner import RUNNERS, Outcome, run_pretrain
+from mae_service.jobs.spec import PRETRAIN
 from mae_core.runs import LOG_FILE
 from mae_service.jobs.store import (
     CANCELLED,
@@ -83,6 +85,13 @@ def job_log(path: Path, muted: Callable[[], bool] = lambda: False) -> Iterator[N
             logger.setLevel(level)
 
 
+def detect_gpus() -> int:
+    """The CUDA devices this host has, at least 1 (a CPU-only host runs one-process jobs)."""
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
 class Worker:
     """Runs queued jobs from the store in ``data_dir``.
 
@@ -98,13 +107,22 @@ class Worker:
             doubling each time it still is, at most ``max_retry_s``.
         jobs_url: the job store: a ``postgresql://`` URL (workers on several hosts, with
             ``data_dir`` on shared storage), or None for the SQLite file in ``data_dir``.
+        gpus: how many processes this worker may launch for one job; it claims only jobs
+            asking for at most that many (default: the CUDA devices it sees, at least 1). A job
+            of several runs through torchrun, one process per GPU; on a CPU-only worker
+            ``gpus=N`` means N gloo processes.
     """
 
     def __init__(self, data_dir: DataDir | Path, *, poll_interval: float = 2.0, lease_s: float = 30.0,
                  heartbeat_s: float | None = None, worker_id: str | None = None,
-                 retry_s: float = 1.0, max_retry_s: float = 60.0, jobs_url: str | None = None) -> None:
+                 retry_s: float = 1.0, max_retry_s: float = 60.0, jobs_url: str | None = None,
+                 gpus: int | None = None) -> None:
         self.data_dir = (data_dir if isinstance(data_dir, DataDir) else DataDir(Path(data_dir))).ensure()
-        self.store = JobStore(jobs_url or self.data_dir.store)
+        self.store_target = str(jobs_url or self.data_dir.store)
+        self.store = JobStore(self.store_target)
+        self.gpus = detect_gpus() if gpus is None else gpus
+        if self.gpus < 1:
+            raise InvalidParameterError(f"gpus must be at least 1 (got {self.gpus})")
         self.poll_interval = poll_interval
         self.lease_s = lease_s
         self.heartbeat_s = heartbeat_s or min(1.0, lease_s / 4)
@@ -129,8 +147,9 @@ class Worker:
     def run(self, max_jobs: int | None = None, exit_when_idle: bool = False) -> int:
         """Poll and run jobs until stopped (or ``max_jobs`` ran, or the queue is empty and
         ``exit_when_idle``). Returns how many jobs it ran."""
-        log.info("worker %s: data folder %s, lease %.0f s, polling every %.1f s", self.id,
-                 self.data_dir.root, self.lease_s, self.poll_interval)
+        log.info("worker %s: data folder %s, lease %.0f s, polling every %.1f s, jobs of up to "
+                 "%d gpu(s)", self.id, self.data_dir.root, self.lease_s, self.poll_interval,
+                 self.gpus)
         done = 0
         try:
             while not self._stop:
@@ -179,7 +198,7 @@ class Worker:
     def run_one(self) -> str | None:
         """Claim and run one job. Returns its state afterwards (``"lost"`` if another worker
         took it over), or None when the queue is empty."""
-        job = self.store.claim(self.id, self.lease_s)
+        job = self.store.claim(self.id, self.lease_s, self.gpus)
         if job is None:
             return None
         self._seen(job.id)
@@ -198,6 +217,11 @@ class Worker:
         if runner is None:
             return self._finish(job, FAILED, error=f"unknown job kind {job.kind!r}; this worker "
                                 f"runs {', '.join(sorted(RUNNERS))}")
+        if job.gpus > 1:
+            if job.kind != PRETRAIN:
+                return self._finish(job, FAILED, error=f"a {job.kind} job runs on one process; "
+                                    f"submit it with gpus 1 (it asked for {job.gpus})")
+            runner = functools.partial(run_pretrain, launch=(self.store_target, self.id))
 
         def should_stop() -> bool:
             return self._stop or heartbeat.cancel_requested or heartbeat.lost

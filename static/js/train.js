@@ -207,7 +207,7 @@
       }
     }
 
-    const LABELS = { epochs: "Epochs", batch_size: "Batch size", seed: "Seed", img_size: "Image size", blr: "Base lr" };
+    const LABELS = { epochs: "Epochs", batch_size: "Batch size", seed: "Seed", img_size: "Image size", blr: "Base lr", gpus: "GPUs" };
 
     function readForm() {
       const problems = [];
@@ -236,6 +236,7 @@
         norm_pix_loss: form.elements.norm_pix_loss.checked,
         img_size: number("img_size", true),
         blr: number("blr", false),
+        gpus: number("gpus", true),
         init_from: form.elements.init_from.value || null,
       };
       // from a checkpoint, its architecture is used unless the user picked another model

@@ -92,6 +92,10 @@ def test_explicit_intervals_win(roots):
     ({"recipe": "fast"}, ["unknown recipe 'fast'", "cpu-demo"]),
     ({"epochs": 0}, ["epochs must be an integer in [1, 10000], got 0"]),
     ({"colour": "red"}, ["unknown job fields ['colour']"]),
+    ({"gpus": 0}, ["gpus must be an integer in [1, 64], got 0"]),
+    ({"gpus": 65}, ["gpus must be an integer in [1, 64], got 65"]),
+    ({"gpus": 3, "batch_size": 16}, ["gpus 3 x batch_size 16 is more than the 40 images",
+                                     "fewer gpus"]),
 ])
 def test_bad_requests_say_what_to_change(roots, change, words):
     with pytest.raises(InvalidParameterError) as info:
@@ -116,3 +120,11 @@ def test_submit_pretrain_queues_a_resolved_job(roots, tmp_path):
     with pytest.raises(InvalidParameterError, match="dataset is required"):
         submit_pretrain(store, roots, {"epochs": 2})
     assert len(store.list_jobs()) == 1
+
+
+def test_gpus_reach_the_job_and_split_the_steps(roots, tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite")
+    job = submit_pretrain(store, roots, {"dataset": "shapes", "epochs": 2, "batch_size": 8, "gpus": 2})
+    assert job.gpus == 2 and job.params["gpus"] == 2
+    assert job.params["estimated_steps"] == 4  # 40 images // (8 x 2 processes) x 2 epochs
+    assert submit_pretrain(store, roots, {"dataset": "shapes", "epochs": 1}).gpus == 1

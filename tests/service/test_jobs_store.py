@@ -66,6 +66,32 @@ def test_claim_takes_oldest_once(store, clock):
     assert store.claim("w3", lease_s=10) is None
 
 
+def test_a_worker_claims_only_jobs_that_fit_its_gpus(store, clock):
+    big, = submit(store, gpus=4)
+    clock.now += 1
+    small, = submit(store)
+    assert store.get(big.id).gpus == 4 and small.gpus == 1
+    assert store.claim("one-gpu", lease_s=10).id == small.id  # the bigger job does not block it
+    assert store.claim("two-gpus", lease_s=10, gpus=2) is None
+    assert store.claim("four-gpus", lease_s=10, gpus=4).id == big.id
+    with pytest.raises(ValueError, match="gpus must be at least 1"):
+        submit(store, gpus=0)
+
+
+def test_a_version_1_database_gains_the_gpus_column(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:  # the schema as version 1 shipped it, with one job
+        db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied REAL)")
+        for statement in JobStore.MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("INSERT INTO schema_version VALUES (1, 0)")
+        db.execute("INSERT INTO jobs (id, kind, params, config, state, max_attempts, created, "
+                   "updated) VALUES ('old', 'pretrain', '{}', '{}', 'queued', 3, 0, 0)")
+    store = JobStore(path)
+    assert store.schema_version() == 2 and store.get("old").gpus == 1
+    assert store.claim("w", lease_s=10).id == "old"
+
+
 def test_renew_progress_and_finish_are_fenced(store, clock):
     job, = submit(store)
     store.claim("w1", 10)
