@@ -61,6 +61,7 @@ class JobView(BaseModel):
 
     id: str = Field(examples=["job-20250101-120000-a1b2"])
     kind: str = Field(examples=["pretrain"])
+    gpus: int = Field(1, description="processes (GPUs) the job runs on; a worker claims it only if it has that many")
     state: str = Field(description="queued, running, succeeded, failed or cancelled", examples=["running"])
     params: dict[str, Any] = Field(description="the request with defaults filled in")
     attempts: int = Field(description="starts so far (a graceful shutdown does not count)")
