@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..config import ModelConfig
-from ..errors import CheckpointError
+from ..errors import CheckpointError, MAEError
 from ..io_utils import write_atomic, write_json_atomic
 from ..model import MaskedAutoencoderViT
 from .card import make_card, read_card
@@ -82,6 +82,9 @@ def load_model(
 def _config_for(state, card, info, path: Path) -> ModelConfig:
     if card.get("model_config"):
         return ModelConfig.from_dict(card["model_config"])
+    trained = _training_config(info["meta"])
+    if trained is not None:
+        return trained
     known: dict[str, Any] = {}
     if info["layout"] == HUGGINGFACE:
         known.update(_hf_config_fields(path.parent / "config.json"))
@@ -91,6 +94,27 @@ def _config_for(state, card, info, path: Path) -> ModelConfig:
     if args is not None and getattr(args, "input_size", None):
         known["img_size"] = int(args.input_size)
     return infer_config(state, **known)
+
+
+def _training_config(meta: dict[str, Any]) -> ModelConfig | None:
+    """The architecture a ``mae train`` checkpoint (``ckpt_*.pt``) was built with, from the run
+    config it carries: head counts cannot be read from tensor shapes."""
+    from ..presets import get_preset
+
+    raw = meta.get("config")
+    try:
+        cfg = json.loads(raw) if isinstance(raw, str) else None
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), str):
+        return None
+    data: dict[str, Any] = cfg["data"] if isinstance(cfg.get("data"), dict) else {}
+    try:
+        return get_preset(cfg["model"], **(cfg.get("model_overrides") or {}),
+                          **({"img_size": data["img_size"]} if data.get("img_size") else {}),
+                          norm_pix_loss=bool(cfg.get("norm_pix_loss", False)))
+    except (KeyError, TypeError, ValueError, MAEError):
+        return None
 
 
 def _hf_config_fields(config_json: Path) -> dict[str, Any]:

@@ -48,6 +48,11 @@ def init_from_checkpoint(model: MaskedAutoencoderViT, path: str | Path) -> None:
     expected = {k: v for k, v in model.state_dict().items() if k not in fixed}
     differ = sorted(k for k in expected if k not in state or tuple(state[k].shape) != tuple(expected[k].shape))
     extra = sorted(set(state) - set(expected))
+    # Head counts leave no trace in tensor shapes: compare them with the checkpoint's card.
+    card_cfg = (info.get("card") or {}).get("model_config") or {}
+    differ += [f"{k} ({card_cfg[k]} in the checkpoint, {getattr(model.config, k)} here)"
+               for k in ("num_heads", "decoder_num_heads")
+               if k in card_cfg and card_cfg[k] != getattr(model.config, k)]
     if differ or extra:
         shown = ", ".join((differ + extra)[:4])
         raise TrainingError(
