@@ -51,14 +51,15 @@ def checkpoint_cards(registry: ModelRegistry, downloads: DownloadManager,
 
 def _kind(model_id: str, path: Path, card: dict[str, Any], registry: ModelRegistry,
           settings: Settings) -> str:
-    if path.parent == registry.folder:
-        return EMBEDDED if model_id == settings.default_model else LOCAL
-    source = card.get("source") or {}
+    in_folder = path.parent == registry.folder
+    if in_folder and model_id == settings.default_model:
+        return EMBEDDED
+    source = card.get("source") or {}  # what the server itself placed, wherever it sits
     if source.get("catalog_id"):
         return DOWNLOADED
     if source.get("uploaded"):
         return UPLOADED
-    return TRAINED
+    return LOCAL if in_folder else TRAINED
 
 
 def _catalog_card(entry: CatalogEntry, download: DownloadState | None) -> dict[str, Any]:

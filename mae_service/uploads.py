@@ -40,6 +40,11 @@ def publish_upload(weights: Path, filename: str, name: str, folder: Path, stagin
     if suffix not in WEIGHT_SUFFIXES:
         raise InvalidParameterError(f"{filename!r} is not a checkpoint file: send "
                                     f"{', '.join(WEIGHT_SUFFIXES)}")
+    if suffix == ".safetensors" and not companion:
+        # Head counts are not stored in the tensors: a guess would publish a different model.
+        raise InvalidParameterError(
+            f"{filename!r}: send its card (the MAE Lab .json beside it) or its Hugging Face "
+            "config.json as `config` too: attention head counts cannot be read from the weights")
     name = check_upload_name(name, folder)
     staging = staging_root / f".upload-{secrets.token_hex(6)}"
     staging.mkdir(parents=True)

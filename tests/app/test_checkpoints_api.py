@@ -113,6 +113,22 @@ def test_upload_refuses_a_malicious_pickle_and_publishes_a_real_file(client, tmp
     assert not_weights.status_code == 422 and ".safetensors" in not_weights.json()["message"]
 
 
+
+def test_a_safetensors_upload_needs_its_card_and_an_upload_can_be_deleted(client, tmp_path):
+    """Head counts are not in the tensors: without its card the upload is refused, not guessed."""
+    weights = write_checkpoint(tmp_path / "mine", "mine")
+    alone = client.post("/api/checkpoints", files={"file": ("mine.safetensors", weights.read_bytes())},
+                        data={"name": "mine"})
+    assert alone.status_code == 422 and "card" in alone.json()["message"] and "mine" not in cards(client)
+    made = client.post("/api/checkpoints", data={"name": "mine"},
+                       files={"file": ("mine.safetensors", weights.read_bytes()),
+                              "config": ("mine.json", weights.with_suffix(".json").read_bytes())})
+    assert made.status_code == 201, made.text
+    assert made.json()["kind"] == "uploaded" and made.json()["deletable"]
+    assert client.delete("/api/checkpoints/mine").status_code == 204
+    assert "mine" not in cards(client)
+
+
 def test_a_hugging_face_upload_uses_its_config_json(client, tmp_path):
     model = create_model("mae_vit_tiny_patch16", img_size=64, embed_dim=64, depth=2, num_heads=4,
                          decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2, norm_pix_loss=True)
