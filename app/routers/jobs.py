@@ -223,7 +223,8 @@ def logs(job_id: str, store: StoreDep, settings: SettingsDep,
         return {"job": job.id, "lines": []}
     tail = text.splitlines()
     if size > LOG_TAIL_BYTES and tail:
-        tail = tail[1:]  # the first line is probably cut
+        # the first line read is cut: drop it, or mark it when it is all there is to show
+        tail = tail[1:] if len(tail) > 1 else ["…" + tail[0]]
     return {"job": job.id, "lines": tail[-lines:]}
 
 

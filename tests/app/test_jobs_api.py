@@ -197,3 +197,15 @@ def test_registry_lists_trained_checkpoints_beside_its_folder(tmp_path):
     assert infos["shared-id"].path.parent == tmp_path / "main"  # the configured folder wins
     write_checkpoint(tmp_path / "trained", "job-2", seed=4)
     assert "job-2" in registry.checkpoints()  # a new file is seen without a restart
+
+
+def test_logs_show_a_long_last_line_instead_of_nothing(client, settings):
+    """The last 64 KiB of a log without a newline is one cut line: shown, marked as cut."""
+    from mae_core.runs import RunFolder
+
+    job = client.post("/api/jobs", json=job_request("shapes", epochs=1)).json()
+    log = RunFolder(settings.data.run_dir(job["id"])).log_path
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("first line\n" + "x" * 100_000)
+    lines = client.get(f"/api/jobs/{job['id']}/logs").json()["lines"]
+    assert len(lines) == 1 and lines[0].startswith("…x") and len(lines[0]) > 60_000
