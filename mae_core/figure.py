@@ -21,11 +21,12 @@ MIN_PANEL = 160
 
 def compose_figure(
     recs: Reconstruction | Sequence[Reconstruction], gap: int = 8, title_height: int = 18,
-    min_panel: int = MIN_PANEL,
+    min_panel: int = 1,
 ) -> Image.Image:
     """One row of four panels per reconstruction, titled, on a white background.
 
-    Panels narrower than ``min_panel`` are enlarged by a whole factor (nearest neighbour, so
+    Panels narrower than ``min_panel`` (training snapshots pass ``MIN_PANEL``; the reconstruct
+    API keeps the image's own size) are enlarged by a whole factor (nearest neighbour, so
     patches stay sharp) so the titles fit above them and stay readable.
     """
     rows = [recs] if isinstance(recs, Reconstruction) else list(recs)

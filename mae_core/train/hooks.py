@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import TrainingError
-from ..figure import compose_figure
+from ..figure import MIN_PANEL, compose_figure
 from ..reconstruct import Reconstructor
 from .distributed import barrier, mean_across
 from .engine import COMPLETED, INTERRUPTED, STOPPED, Engine, Hook, StepOutput
@@ -119,7 +119,7 @@ class Snapshots(Hook):
         recs = [reconstructor.reconstruct(img, c.mask_ratio, c.mask_strategy, seed=i)
                 for i, img in enumerate(self.images)]
         p.model.train()
-        p.run.write_snapshot(engine.step_count, compose_figure(recs))
+        p.run.write_snapshot(engine.step_count, compose_figure(recs, min_panel=MIN_PANEL))
 
 
 class Checkpoints(Hook):

@@ -16,7 +16,7 @@ def test_small_panels_are_enlarged_so_titles_fit(tmp_path):
     out = rec.reconstruct(Image.new("RGB", (32, 32)), mask_ratio=0.75)
     assert isinstance(out, Reconstruction)
     w = out.original.shape[1]
-    figure = compose_figure(out)
+    figure = compose_figure(out, min_panel=MIN_PANEL)  # as training snapshots draw it
     panel = figure.width // 4
     assert panel >= MIN_PANEL > w
     assert max(len(t) for t in PANEL_TITLES) * 6 <= MIN_PANEL  # PIL's default font: ~6 px a character
