@@ -19,7 +19,7 @@ from ..batcher import Job, JobResult
 from ..deps import BatcherDep, RegistryDep, SettingsDep
 from ..images import decode_image
 from ..schemas import CompareResponse, ErrorResponse
-from .reconstruct import ImageField, ResizeField, _b64, _finite, mask_request
+from ..reconstruct_form import ImageField, ResizeField, finite_or_none, mask_request, panel_b64
 
 router = APIRouter(tags=["reconstruct"])
 
@@ -77,9 +77,9 @@ def build_compare(results: list[JobResult], seed: int | None, wanted: MaskReques
         rec, model = result.reconstruction, result.reconstructor
         rows.append({
             "model": model.name,
-            "metrics": {k: _finite(rec.metrics[k]) for k in ("masked_psnr", "masked_mse")},
+            "metrics": {k: finite_or_none(rec.metrics[k]) for k in ("masked_psnr", "masked_mse")},
             "uses_target_stats": rec.uses_target_stats,
-            "panels": {name: _b64(rec.panels[name], "png") for name in ROW_PANELS},
+            "panels": {name: panel_b64(rec.panels[name], "png") for name in ROW_PANELS},
         })
     body = {
         "seed": seed,
@@ -89,7 +89,7 @@ def build_compare(results: list[JobResult], seed: int | None, wanted: MaskReques
         "resize": resize,
         "grid": list(first.mask.shape),
         "mask": first.mask.astype(int).tolist(),
-        "original": _b64(first.original, "png"),
+        "original": panel_b64(first.original, "png"),
         "rows": rows,
         "server_ms": round((time.perf_counter() - started) * 1000, 3),
     }

@@ -3,33 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, Literal
 
 import anyio
-import numpy as np
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from mae_core.errors import InvalidParameterError
-from mae_core.figure import compose_figure, encode_image, to_png_bytes
-from mae_core.fields import MASK_RATIO, SEED
-from mae_core.masking import MaskRequest, ordered_strategies
+from mae_core.figure import compose_figure, to_png_bytes
+from mae_core.masking import MaskRequest
 
 from ..attention_view import attention_payload
+from ..reconstruct_form import (
+    PANEL_ENCODERS, ImageField, ResizeField, finite_or_none, mask_request, panel_b64,
+)
 from ..batcher import Job, JobResult
 from ..deps import BatcherDep, RegistryDep, SettingsDep
 from ..images import decode_image
 from ..schemas import ErrorResponse, ReconstructResponse
 
 router = APIRouter(tags=["reconstruct"])
-
-MAX_MASK_CELLS = 64 * 64
-MAX_MASK_CHARS = 16 * MAX_MASK_CELLS  # room for spaces and newlines around every 0/1
 
 NORM_PIX_NOTE = (
     "This checkpoint predicts normalised pixels (norm_pix_loss). To display its output, each "
@@ -48,61 +42,6 @@ _ERRORS = {
     503: "queue full, too many requests in flight, shutting down, or the worker is not running; "
          "retry after Retry-After seconds (Retry-After-Ms: milliseconds)",
 }
-
-
-def parse_mask(text: str) -> np.ndarray:
-    """The ``mask`` form field (JSON rows of 0/1) as a uint8 array; 422 on anything else."""
-    if len(text) > MAX_MASK_CHARS:
-        raise InvalidParameterError(f"mask is longer than {MAX_MASK_CHARS} characters; send one "
-                                    "0/1 entry per patch")
-    try:
-        rows = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidParameterError(f"mask is not valid JSON ({exc.msg}); send e.g. [[0,1],[1,1]]") from None
-    except RecursionError:
-        raise InvalidParameterError("mask is nested too deeply; send a list of rows of 0/1") from None
-    if (not isinstance(rows, list) or not rows or not all(isinstance(r, list) and r for r in rows)
-            or len({len(r) for r in rows}) != 1):
-        raise InvalidParameterError("mask must be a non-empty JSON list of equally long rows of 0/1")
-    if len(rows) * len(rows[0]) > MAX_MASK_CELLS:
-        raise InvalidParameterError(f"mask has more than {MAX_MASK_CELLS} cells; send one entry per patch")
-    if not all(type(v) is int and v in (0, 1) for r in rows for v in r):
-        raise InvalidParameterError("mask entries must be the integers 0 (visible) or 1 (removed)")
-    return np.asarray(rows, dtype=np.uint8)
-
-
-# The form fields every reconstructing route takes (POST /reconstruct, /reconstruct/compare).
-ImageField = Annotated[UploadFile, File(
-    description="the picture: JPEG, PNG, WebP, GIF, BMP or TIFF", examples=["fox.jpg"])]
-ResizeField = Annotated[Literal["crop", "keep-aspect"], Form(
-    description="crop: resize the short side and centre-crop (default); keep-aspect: a "
-    "patch grid with the image's aspect ratio", examples=["crop"])]
-
-
-def mask_request(
-    # Bounds are documented from the FieldSpec and checked once, by MaskRequest.sampled.
-    mask_ratio: Annotated[float, Form(
-        description=f"fraction of patches to remove, {MASK_RATIO.bounds_text()} (ignored when "
-        "`mask` is sent; grid needs exactly 0.75; at a given image size it must remove at least "
-        "one patch and keep one)", examples=[0.75],
-        json_schema_extra={"exclusiveMinimum": MASK_RATIO.minimum,
-                           "exclusiveMaximum": MASK_RATIO.maximum})] = MASK_RATIO.default,
-    strategy: Annotated[str, Form(
-        description="masking strategy: random (paper default), block (BEiT-style) or grid "
-        "(keeps one patch per 2x2 cell; ratio 0.75 only)", examples=["random"],
-        json_schema_extra={"enum": ordered_strategies()})] = "random",
-    seed: Annotated[int | None, Form(
-        json_schema_extra={"minimum": SEED.minimum, "maximum": SEED.maximum},
-        description="mask seed; omit to draw one (the reply says which)",
-        examples=[1234])] = None,
-    mask: Annotated[str | None, Form(
-        description="explicit mask as JSON rows of 0/1 (1 = removed), one entry per patch "
-        "(14x14 for a 224 px /16 model); overrides mask_ratio, strategy and seed",
-        examples=["[[1,0,1,1],[0,1,1,1],[1,1,0,1],[1,1,1,0]]"])] = None,
-) -> MaskRequest:
-    """The mask fields, checked once; the request then travels unchanged to the model(s)."""
-    return (MaskRequest.from_mask(parse_mask(mask)) if mask
-            else MaskRequest.sampled(mask_ratio, strategy, seed))
 
 
 def wants_png(accept: str | None) -> bool:
@@ -126,19 +65,6 @@ def wants_png(accept: str | None) -> bool:
         "application/json" not in quality or png > json_q)
 
 
-def _finite(value: Any) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-# Panels are encoded in parallel: Pillow's encoders release the GIL.
-_ENCODERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="panel-encode")
-
-
-def _b64(panel: np.ndarray, fmt: str) -> str:
-    return base64.b64encode(encode_image(panel, fmt)).decode("ascii")
-
-
 def render_json(result: JobResult, resize: str, started: float, panel_format: str = "png",
                 extra: dict[str, Any] | None = None) -> bytes:
     """The JSON body, encoded here (off the event loop) rather than by FastAPI on it; the
@@ -150,11 +76,11 @@ def render_json(result: JobResult, resize: str, started: float, panel_format: st
 def build_response(result: JobResult, resize: str, started: float,
                    panel_format: str = "png") -> dict[str, Any]:
     rec, model = result.reconstruction, result.reconstructor
-    metrics = {k: _finite(v) for k, v in rec.metrics.items()}
+    metrics = {k: finite_or_none(v) for k, v in rec.metrics.items()}
     for key in ("masked_mse", "visible_mse", "inference_ms"):
         metrics[key] = metrics.get(key) or 0.0
     names = list(rec.panels)
-    encoded = _ENCODERS.map(lambda name: _b64(rec.panels[name], panel_format), names)
+    encoded = PANEL_ENCODERS.map(lambda name: panel_b64(rec.panels[name], panel_format), names)
     panels = dict(zip(names, encoded))
     return {
         "model": model.name,

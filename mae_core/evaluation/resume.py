@@ -5,7 +5,7 @@ The state file holds the trained modules' and the optimizer's state dicts, the e
 history so far and every random generator the epoch loop draws from (torch, numpy, ``random``):
 the epochs after a resume see the same shuffles, augmentations and dropout as an uninterrupted
 run would (on a CPU; CUDA kernels may still differ in the last bits). It is written atomically
-after each epoch and read with ``torch.load(weights_only=True)`` (plain tensors, numbers, lists).
+after each epoch and read back with the weights-only loader (``safe_torch_load``) (plain tensors, numbers, lists).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint.safe_load import safe_torch_load
 from ..io_utils import write_atomic
 
 STATE_FILE = "eval_state.pt"
@@ -54,7 +55,7 @@ def load_state(path: str | Path | None, modules: dict[str, nn.Module],
     (completed epochs, history, extra). No file (or no path): (0, [], {}), nothing changed."""
     if path is None or not Path(path).is_file():
         return 0, [], {}
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = safe_torch_load(path)
     for name, module in modules.items():
         module.load_state_dict(state["modules"][name])
     optimizer.load_state_dict(state["optimizer"])
