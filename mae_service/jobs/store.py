@@ -301,9 +301,13 @@ class JobStore:
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if self._can_roll_back(db):
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+
+    def _can_roll_back(self, db: Any) -> bool:
+        return True
 
     @staticmethod
     def _event(db: Any, job_id: str, at: float, worker: str | None, event: str,

@@ -168,17 +168,8 @@ class PostgresJobStore(JobStore):
                 conn.rollback()
             raise self._unavailable(exc) from exc
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        with self._connect() as db:
-            db.execute(self.BEGIN)
-            try:
-                yield db
-            except BaseException:
-                if not db.conn.closed:
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def _can_roll_back(self, db: Any) -> bool:
+        return not db.conn.closed  # a dropped connection has nothing left to roll back
 
     def _unavailable(self, exc: Exception) -> StoreUnavailable:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
