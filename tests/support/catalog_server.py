@@ -19,7 +19,7 @@ CATALOG_ID = "tiny-official"
 def catalog_server(tmp: Path, mirror) -> Iterator[str]:
     """Start the server (embedded-style default ``mae-lab-default`` plus a catalog entry
     ``tiny-official`` at ``mirror``); yields its base URL."""
-    data = official_pth_bytes(tmp)
+    data = official_pth_bytes(tmp, seed=7)  # other weights than the default (seed 0, same shape)
     mirror.add("visualize/tiny.pth", data)
     catalog = tmp / "catalog.json"
     catalog.write_text(json.dumps([{"id": CATALOG_ID, "url": "visualize/tiny.pth",
