@@ -4,12 +4,11 @@ form, a worker runs it and the job page shows its top-1 and confusion matrix."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from mae_tools.testing import free_port, write_checkpoint
+from mae_tools.testing import write_checkpoint
 from support.browser_helpers import wait_for_js, watched_page
-from support.jobs_helpers import start_mae, stop, subprocess_env, wait_until
+from support.jobs_helpers import serve_until_healthy, start_mae, stop, subprocess_env
 from support.labelled_images import make_labelled
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -21,20 +20,8 @@ def server(tmp_path_factory):
     images, data, checkpoints = root / "images", root / "data", root / "checkpoints"
     make_labelled(images / "colours", per_class=10)
     write_checkpoint(checkpoints, "mae-lab-default")
-    port = free_port()
     env = subprocess_env(MAE_DATA_ROOTS=str(images), MAE_CHECKPOINT_DIR=str(checkpoints), MAE_DEVICE="cpu")
-    serve = start_mae(["serve", "--port", str(port), "--data-dir", str(data)], root / "serve.log", env)
-    base = f"http://127.0.0.1:{port}"
-    http = httpx.Client(base_url=base, timeout=30)
-
-    def up():
-        assert serve.poll() is None, (root / "serve.log").read_text()[-2000:]
-        try:
-            return http.get("/api/health").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(up, 120, "mae serve", interval=0.2)
+    serve, base, http = serve_until_healthy(root, data, env)
     try:
         yield base, root, data, env
     finally:

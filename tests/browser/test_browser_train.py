@@ -5,12 +5,10 @@ cancel on a queued job. Screenshots go to test-artifacts/ (look at them)."""
 from __future__ import annotations
 
 
-import httpx
 import pytest
 
-from mae_tools.testing import free_port
 from support.browser_helpers import wait_for_js, watched_page
-from support.jobs_helpers import REPO, job_request, start_mae, stop, subprocess_env, wait_until
+from support.jobs_helpers import serve_until_healthy, REPO, job_request, start_mae, stop, subprocess_env
 from support.train_helpers import make_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -24,20 +22,8 @@ def server(tmp_path_factory):
     images, data = root / "images", root / "data"
     make_images(images / "shapes", count=32, size=40)
     make_images(images / "gradients", count=24, size=40, seed=5)
-    port = free_port()
     env = subprocess_env(MAE_DATA_ROOTS=str(images), MAE_CHECKPOINT_DIR=str(root / "none"), MAE_DEVICE="cpu")
-    serve = start_mae(["serve", "--port", str(port), "--data-dir", str(data)], root / "serve.log", env)
-    base = f"http://127.0.0.1:{port}"
-    http = httpx.Client(base_url=base, timeout=30)
-
-    def up():
-        assert serve.poll() is None, (root / "serve.log").read_text()[-2000:]
-        try:
-            return http.get("/api/health").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(up, 120, "mae serve", interval=0.2)
+    serve, base, http = serve_until_healthy(root, data, env)
     # one finished job to look at, trained by a worker that then leaves
     done = http.post("/api/jobs", json=job_request("shapes", epochs=20, snapshot_every=10)).json()
     worker = start_mae(["worker", "--data-dir", str(data), "--poll-interval", "0.2", "--exit-when-idle"],

@@ -80,3 +80,26 @@ def http_json(url: str, body: dict | None = None, method: str | None = None) -> 
             return resp.status, json.load(resp)
     except urllib.error.HTTPError as exc:
         return exc.code, json.load(exc)
+
+
+def serve_until_healthy(root: Path, data: Path, env: dict[str, str]):
+    """``mae serve`` on a free port with ``data`` as its data folder (log: ``root/serve.log``),
+    once /api/health answers 200; returns (process, base URL, an httpx client on it)."""
+    import httpx
+
+    from mae_tools.testing import free_port
+
+    port = free_port()
+    serve = start_mae(["serve", "--port", str(port), "--data-dir", str(data)], root / "serve.log", env)
+    base = f"http://127.0.0.1:{port}"
+    http = httpx.Client(base_url=base, timeout=30)
+
+    def up() -> bool:
+        assert serve.poll() is None, (root / "serve.log").read_text()[-2000:]
+        try:
+            return http.get("/api/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(up, 120, "mae serve", interval=0.2)
+    return serve, base, http
