@@ -66,6 +66,10 @@ def run_ddp(job: Job, config: dict[str, Any], should_stop: Any, on_progress: Any
         log.info("job %s: torchrun started %d processes (group %d)", job.id, nproc, proc.pid)
         asked_to_stop = _supervise(proc, job, should_stop, fence)
         reader.join(timeout=10)
+    if "status" not in result and asked_to_stop:
+        # stopped before rank 0 could train (still starting): nothing new to checkpoint, so the
+        # job goes back to the queue (or is cancelled) as from a stop after a step
+        return "stopped", int(result.get("last_step", job.step)), None
     if "status" not in result:
         raise RuntimeError(f"torchrun exited with status {proc.returncode} before rank 0 "
                            "reported a result; the job log has its output")
@@ -121,7 +125,9 @@ def _read(proc: subprocess.Popen, job_id: str, on_progress: Any, result: dict[st
         line = line.rstrip("\n")
         if line.startswith(PROGRESS):
             try:
-                on_progress(json.loads(line[len(PROGRESS):]))
+                record = json.loads(line[len(PROGRESS):])
+                result["last_step"] = int(record["step"])
+                on_progress(record)
             except Exception:  # noqa: BLE001 - progress is advisory; the run goes on
                 log.exception("job %s: cannot record progress", job_id)
         elif line.startswith(RESULT):
