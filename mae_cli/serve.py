@@ -74,20 +74,27 @@ def settings_from_args(args: argparse.Namespace):
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def open_network_warning(settings) -> str | None:
+    """What to shout at start-up when the server listens beyond loopback without a token."""
+    from app.auth import is_loopback, read_tokens
+
+    if is_loopback(settings.host) or read_tokens(settings.auth_token, settings.auth_token_file):
+        return None
+    return (f"mae serve listens on {settings.host} WITHOUT A TOKEN: anyone who can reach this port "
+            "can run jobs, delete checkpoints and read run logs. Set MAE_AUTH_TOKEN (or "
+            "MAE_AUTH_TOKEN_FILE) and MAE_ALLOWED_HOSTS; see README, Limits and security.")
+
+
 def run(args: argparse.Namespace) -> int:
     from app import create_app
     from app.server import serve
 
-    from app.auth import is_loopback, read_tokens
-
     settings = settings_from_args(args)
     log.info("settings: %s", settings.model_dump(exclude={"auth_token"}))
-    if not is_loopback(settings.host) and not read_tokens(settings.auth_token, settings.auth_token_file):
+    warning = open_network_warning(settings)
+    if warning:
         log.warning("!" * 72)
-        log.warning("mae serve listens on %s WITHOUT A TOKEN: anyone who can reach this port can "
-                    "run jobs, delete checkpoints and read run logs. Set MAE_AUTH_TOKEN (or "
-                    "MAE_AUTH_TOKEN_FILE) and MAE_ALLOWED_HOSTS; see README, Limits and security.",
-                    settings.host)
+        log.warning("%s", warning)
         log.warning("!" * 72)
     serve(create_app(settings), settings,
           log_level=logging.getLevelName(logging.getLogger().level).lower(), exit_process=True)

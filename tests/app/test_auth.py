@@ -122,3 +122,16 @@ def test_clients_see_names_never_host_paths(folder, tmp_path):
         assert str(root) not in missing.text
     with make_client(folder, data_roots=[root]) as client:  # loopback only: the local user's own paths
         assert str(root) in client.get("/api/datasets").text
+
+
+def test_serving_beyond_loopback_without_a_token_is_shouted_at_start_up(tmp_path):
+    from mae_cli.serve import open_network_warning
+
+    token_file = tmp_path / "tokens"
+    token_file.write_text("s3cret-token-from-a-file\n")
+    warning = open_network_warning(Settings(host="0.0.0.0"))
+    assert warning and "0.0.0.0 WITHOUT A TOKEN" in warning and "MAE_AUTH_TOKEN" in warning
+    assert open_network_warning(Settings(host="0.0.0.0", auth_token="s3cret")) is None
+    assert open_network_warning(Settings(host="0.0.0.0", auth_token_file=token_file)) is None
+    for loopback in ("127.0.0.1", "localhost", "::1"):
+        assert open_network_warning(Settings(host=loopback)) is None
