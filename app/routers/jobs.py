@@ -106,7 +106,8 @@ _ERRORS = {404: {"model": ErrorResponse, "description": "no job with this id"},
 # The body is a plain dict so that the handler dispatches on ``kind`` itself (default pretrain,
 # each kind's messages in its field table's words); app/openapi_bodies.py says why and documents
 # it as the oneOf of JOB_REQUESTS (JOB_BODY).
-@router.post("/jobs", status_code=201, response_model=JobView, summary="Submit a pretraining job",
+@router.post("/jobs", status_code=201, response_model=JobView,
+             summary="Submit a job: pretraining, or a knn | linprobe | finetune evaluation",
              responses={422: {"model": ErrorResponse, "description": "a field to change (the "
                                                                        "message says which)"}},
              openapi_extra=JOB_BODY.openapi_extra())
