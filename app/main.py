@@ -24,6 +24,7 @@ from .auth import SecurityMiddleware, default_hosts, read_tokens, with_inline_sc
 from .batcher import Batcher
 from .errors import document_common_errors, install_error_handlers
 from .middleware import BodyLimitMiddleware
+from .openapi_bodies import document_dispatch_bodies
 from .redact import PathScrubMiddleware
 from .registry import ModelRegistry
 from . import eval_jobs
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.nav = [{"href": "/", "label": "Reconstruct"}, {"href": "/models", "label": "Models"},
                      {"href": "/features", "label": "Features"},
                      {"href": "/analysis", "label": "Analysis"}, {"href": "/train", "label": "Train"}]
+    document_dispatch_bodies(app, [jobs.JOB_BODY])
     document_common_errors(app, exempt=EXEMPT)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_offline_docs(app)

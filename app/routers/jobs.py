@@ -25,11 +25,12 @@ from mae_core.runs import CURVE_POINTS, RunFolder
 from mae_service.jobs.spec import PRETRAIN_FIELDS
 
 from ..deps import RegistryDep, SettingsDep
-from ..eval_jobs import submit_evaluation, validated
+from ..eval_jobs import EVAL_REQUESTS, submit_evaluation, validated
 from ..fieldmodels import model_from_fields
 from ..job_access import (
     NewStoreDep, StoreDep, existing, job_errors, job_payload, list_payload,
 )
+from ..openapi_bodies import DispatchBody
 from ..registry import ModelRegistry
 from ..schemas import ErrorResponse
 
@@ -45,13 +46,17 @@ ModelOverrides = model_from_fields(
 # A pretraining job, derived from mae_service.jobs.spec.PRETRAIN_FIELDS: only ``dataset`` is
 # required; the rest default to the recipe's values.
 JobRequest = model_from_fields(
-    "JobRequest", PRETRAIN_FIELDS, required=("dataset",),
+    "JobRequest", PRETRAIN_FIELDS, required=("dataset",), kind=PRETRAIN, kind_default=True,
     examples={"dataset": "corpus", "recipe": "cpu-demo", "model": "mae_vit_tiny_patch16",
               "mask_ratio": 0.75, "epochs": 20, "batch_size": 32, "seed": 0, "img_size": 224,
               "init_from": "mae-lab-default"},
     doc="A pretraining job. Only ``dataset`` is required; the rest default to the recipe's values.",
     model_overrides=(ModelOverrides | None, Field(None, examples=[{"decoder_depth": 2}],  # type: ignore[operator]
                                                   description="architecture changes, e.g. decoder_depth")))
+# Every kind's request model: the handler picks one by ``kind``; /openapi.json shows their oneOf.
+JOB_REQUESTS = {PRETRAIN: JobRequest, **EVAL_REQUESTS}
+JOB_BODY = DispatchBody("kind", JOB_REQUESTS, default=PRETRAIN, description=(
+    "A JobRequest (pretraining) or, with kind knn | linprobe | finetune, that kind's request."))
 
 
 class JobView(BaseModel):
@@ -98,12 +103,15 @@ _ERRORS = {404: {"model": ErrorResponse, "description": "no job with this id"},
            409: {"model": ErrorResponse, "description": "the job's state does not allow this"}}
 
 
-@router.post("/jobs", status_code=201, response_model=JobView, summary="Submit a pretraining job",
+# The body is a plain dict so that the handler dispatches on ``kind`` itself (default pretrain,
+# each kind's messages in its field table's words); app/openapi_bodies.py says why and documents
+# it as the oneOf of JOB_REQUESTS (JOB_BODY).
+@router.post("/jobs", status_code=201, response_model=JobView,
+             summary="Submit a job: pretraining, or a knn | linprobe | finetune evaluation",
              responses={422: {"model": ErrorResponse, "description": "a field to change (the "
-                                                                       "message says which)"}})
-def submit(raw: Annotated[dict[str, Any], Body(description=(
-               "a JobRequest (pretraining, the default) or, with kind knn | linprobe | finetune, "
-               "that kind's request (app.eval_jobs.EVAL_REQUESTS)"))], store: NewStoreDep, settings: SettingsDep,
+                                                                       "message says which)"}},
+             openapi_extra=JOB_BODY.openapi_extra())
+def submit(raw: Annotated[dict[str, Any], Body()], store: NewStoreDep, settings: SettingsDep,
            registry: RegistryDep) -> dict[str, Any]:
     """Queue a pretraining job on a dataset under the data roots; a `mae worker` runs it.
     With `"kind": "knn" | "linprobe" | "finetune"` it queues an evaluation of `checkpoint` on a
@@ -115,8 +123,8 @@ def submit(raw: Annotated[dict[str, Any], Body(description=(
     if raw.get("kind", PRETRAIN) != PRETRAIN:  # evaluation jobs (app/eval_jobs.py)
         job = submit_evaluation(raw, store, settings, registry)
         return job_payload(job, store.events(job.id))
-    body: JobRequest = validated(JobRequest, {k: v for k, v in raw.items() if k != "kind"})
-    params = body.model_dump(exclude_none=True, exclude={"max_attempts"})
+    body: JobRequest = validated(JobRequest, raw)
+    params = body.model_dump(exclude_none=True, exclude={"kind", "max_attempts"})
     job = submit_pretrain(store, settings.data_roots, params,
                           max_attempts=body.max_attempts or settings.job_max_attempts,  # type: ignore[attr-defined]
                           checkpoints=checkpoint_file(registry), limits=settings.cost_limits)

@@ -6,27 +6,14 @@ from __future__ import annotations
 import pytest
 
 from support.browser_helpers import wait_for_js, watched_page
-from support.catalog_server import catalog_server, download_from_catalog
-from support.file_server import file_host
+from support.catalog_server import download_from_catalog
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def mirror():
-    with file_host() as host:
-        yield host
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, mirror):
-    with catalog_server(tmp_path_factory.mktemp("compare-page"), mirror) as url:
-        yield url
-
-
-def test_download_reconstruct_then_compare_with_the_default(browser, server, mirror):
-    with watched_page(browser, server, viewport={"width": 1400, "height": 900}) as page:
-        download_from_catalog(page, server, mirror)
+def test_download_reconstruct_then_compare_with_the_default(browser, catalog_site, catalog_mirror):
+    with watched_page(browser, catalog_site, viewport={"width": 1400, "height": 900}) as page:
+        download_from_catalog(page, catalog_site, catalog_mirror)
         page.locator('.model-card[data-id="tiny-official"] a', has_text="Reconstruct with it").click()
         page.wait_for_url("**/?model=tiny-official*")
         page.locator(".sample").first.click()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.routers.jobs import JOB_REQUESTS
 from mae_tools.testing import ServerProcess, write_checkpoint
 from support.browser_helpers import watched_page
 
@@ -25,6 +26,10 @@ def test_swagger_ui_renders_the_operations_offline(browser, server):
         page.wait_for_selector(".opblock-summary-path", timeout=20000)
         paths = page.eval_on_selector_all(".opblock-summary-path", "els => els.map(e => e.textContent)")
         assert "/reconstruct" in paths and "/api/models" in paths
+        # every job kind's request model is listed among the schemas (POST /api/jobs: oneOf them)
+        models = page.eval_on_selector_all(".models .json-schema-2020-12__title",
+                                           "els => els.map(e => e.textContent)")
+        assert {m.__name__ for m in JOB_REQUESTS.values()} <= set(models), models
         assert page.locator(".swagger-ui .info .title").inner_text().startswith("MAE Lab")
         # the stylesheet applied (an unstyled page would have the default serif body font)
         assert page.eval_on_selector(".swagger-ui .info .title", "e => getComputedStyle(e).fontFamily") \
