@@ -88,6 +88,9 @@ def resolve_config(args: argparse.Namespace):
             asked[name] = getattr(args, flag)
     if args.augment is not None:
         asked["data"] = {**(asked.get("data") or {}), "augment": args.augment}
+    optim = asked.get("optim") or {}
+    if optim.get("blr") is not None and optim.get("lr") is None:
+        asked["optim"] = {**optim, "lr": None}  # a blr of one's own is not overridden by the recipe's lr
     if asked.get("init_from"):
         asked = _continue(asked, recipe)
     return merge(recipe, asked)
