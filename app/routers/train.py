@@ -44,7 +44,7 @@ def train_page(request: Request, settings: SettingsDep, store: StoreDep,
         "defaults": recipe_defaults(),
         "recipes": {name: recipe_defaults(name) for name in RECIPES},
         # an empty Base lr from a checkpoint: the continued-pretraining lr (mae_core.train.init)
-        "continueLr": {"lr": CONTINUE_LR,
+        "continueLr": {"lr": CONTINUE_LR, "text": f"{CONTINUE_LR:g}",
                        "notes": {name: continue_lr_note(r) for name, r in RECIPES.items()}},
         "gridRatio": GRID_RATIO,
         "workerSeenS": WORKER_SEEN_S,

@@ -189,7 +189,7 @@
       const d = config.recipes[els.recipe.value] || config.defaults;
       const recipeLr = d.lr !== null && d.lr !== undefined ? `lr ${d.lr}` : `base lr ${d.blr}`;
       const start = form.elements.init_from.value, cont = config.continueLr || {};
-      blr.placeholder = start ? `lr ${cont.lr}` : "recipe";
+      blr.placeholder = start ? `lr ${cont.text}` : "recipe";
       lrHelp.textContent = start ? `Empty: ${cont.notes[els.recipe.value]}.` : `Empty: the recipe's ${recipeLr}.`;
     }
     form.elements.init_from.addEventListener("change", syncLr);
