@@ -70,30 +70,53 @@ def resolve_config(args: argparse.Namespace):
         changes = {"epochs": args.epochs} if args.epochs is not None else {}
         # max_steps budgets one invocation: never carried over from the saved config
         return merge(config, {**changes, "max_steps": args.max_steps})
-    config = get_recipe(args.recipe)
-    if args.config:
-        config = merge(config, load_config_file(args.config))
-    changes: dict = {}
+    recipe = get_recipe(args.recipe)
+    # What the user asked for: the config file's fields, then the flags on top of them.
+    asked: dict = load_config_file(args.config) if args.config else {}
     for spec in FLAG_FIELDS:
         value = getattr(args, spec.name, None)
         if value is None:
             continue
         section, _, name = spec.path.rpartition(".")
-        if section == "model_overrides":
-            changes.setdefault(section, dict(config.model_overrides))[name] = value
-        elif section:
-            changes.setdefault(section, {})[name] = value
+        if section:  # a section's other fields stay (the recipe's overrides too)
+            base = recipe.model_overrides if section == "model_overrides" else {}
+            asked[section] = {**base, **(asked.get(section) or {}), name: value}
         else:
-            changes[name] = value
+            asked[name] = value
     for flag, name in (("norm_pix_loss", "norm_pix_loss"), ("compile", "compile")):
         if getattr(args, flag) is not None:
-            changes[name] = getattr(args, flag)
+            asked[name] = getattr(args, flag)
     if args.augment is not None:
-        changes.setdefault("data", {})["augment"] = args.augment
-    if args.init_from and not Path(args.init_from).is_file():
-        raise InvalidParameterError(f"--init-from {args.init_from}: no such checkpoint file "
+        asked["data"] = {**(asked.get("data") or {}), "augment": args.augment}
+    optim = asked.get("optim") or {}
+    if optim.get("blr") is not None and optim.get("lr") is None:
+        asked["optim"] = {**optim, "lr": None}  # a blr of one's own is not overridden by the recipe's lr
+    if asked.get("init_from"):
+        asked = _continue(asked, recipe)
+    return merge(recipe, asked)
+
+
+def _continue(asked: dict, recipe) -> dict:
+    """A run from a checkpoint: its architecture and the continued-pretraining lr, unless the
+    user named them (the rules a job follows, mae_core.train.init)."""
+    from mae_core.errors import InvalidParameterError
+    from mae_core.train.init import continue_lr, continue_lr_note, start_architecture
+
+    path = asked["init_from"]
+    if not Path(path).is_file():
+        raise InvalidParameterError(f"--init-from {path}: no such checkpoint file "
                                     "(give the path of a .safetensors / .pth file)")
-    return merge(config, changes)
+    data, optim = dict(asked.get("data") or {}), dict(asked.get("optim") or {})
+    arch = start_architecture(path, recipe, model=asked.get("model"), img_size=data.get("img_size"),
+                              overrides=asked.get("model_overrides"),
+                              label=f"--init-from {Path(path).name}",
+                              leave_out="--model and the architecture flags")
+    data["img_size"] = arch.img_size
+    if (lr := continue_lr(optim)) is not None:
+        optim["lr"] = lr
+        log.info(continue_lr_note(recipe))
+    return {**asked, "model": arch.model, "model_overrides": arch.overrides, "data": data,
+            "optim": optim}
 
 
 def run(args: argparse.Namespace) -> int:

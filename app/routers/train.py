@@ -12,6 +12,7 @@ from mae_service.jobs import list_datasets, recipe_defaults
 from mae_service.jobs.spec import form_limits
 from mae_core.masking import GRID_RATIO, ordered_strategies
 from mae_core.train.config import RECIPES
+from mae_core.train.init import CONTINUE_LR, continue_lr_note
 
 from ..deps import RegistryDep, SettingsDep
 from ..eval_jobs import eval_form_config
@@ -42,6 +43,9 @@ def train_page(request: Request, settings: SettingsDep, store: StoreDep,
         "jobs": list_payload(store),
         "defaults": recipe_defaults(),
         "recipes": {name: recipe_defaults(name) for name in RECIPES},
+        # an empty Base lr from a checkpoint: the continued-pretraining lr (mae_core.train.init)
+        "continueLr": {"lr": CONTINUE_LR, "text": f"{CONTINUE_LR:g}",
+                       "notes": {name: continue_lr_note(r) for name, r in RECIPES.items()}},
         "gridRatio": GRID_RATIO,
         "workerSeenS": WORKER_SEEN_S,
         "eval": eval_form_config(settings, registry),  # evaluation kinds (the JOB_FIELDS tables)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping, Sequence
 
-from mae_core.checkpoint.card import read_card
 from mae_core.errors import InvalidParameterError, UnknownModelError
 from mae_core.evaluation.fields import FIELDS as EVAL_FIELDS
 from mae_core.fields import FieldSpec
 from mae_core.masking import check_strategy
-from mae_core.presets import get_preset
 from mae_core.train.config import RECIPES, TrainConfig, get_recipe, merge
 from mae_core.train.cost import CostLimits, estimate
+from mae_core.train.init import continue_lr, continue_lr_note, start_architecture
 from mae_core.train.fields import (
     FIELDS_BY_NAME,
     MODEL_OVERRIDE_FIELDS,
@@ -94,21 +93,6 @@ def field_problems(params: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _checkpoint_architecture(path: str) -> dict[str, Any]:
-    """img_size and every override field of the checkpoint's card (empty: no card to read)."""
-    if not path:
-        return {}
-    try:
-        cfg = (read_card(path) or {}).get("model_config") or {}
-    except (OSError, ValueError):
-        return {}
-    arch = {k: cfg[k] for k in MODEL_OVERRIDE_FIELDS if isinstance(cfg.get(k), int)}
-    size = cfg.get("img_size")
-    if isinstance(size, list) and len(size) == 2 and size[0] == size[1]:
-        arch["img_size"] = size[0]
-    return arch
-
-
 def pretrain_config(params: Mapping[str, Any], dataset: Dataset,
                     checkpoints: CheckpointResolver | None = None,
                     limits: CostLimits | None = None) -> tuple[dict[str, Any], TrainConfig]:
@@ -141,21 +125,19 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset,
             except (UnknownModelError, InvalidParameterError) as exc:
                 problems.append(f"init_from: {exc}")
     # Starting from a checkpoint, the architecture is the checkpoint's unless the request names
-    # a model; then the two must agree (checked below, before the job is queued).
-    start = _checkpoint_architecture(init_path)
-    start_size = start.pop("img_size", None)
+    # a model; then the two must agree (the one rule mae train also follows).
     model = params.get("model") or recipe.model
-    img_size = _given(params, "img_size", start_size or recipe.data.img_size)
-    named = {**recipe.model_overrides, **(params.get("model_overrides") or {})}
-    overrides = named if params.get("model") else {**recipe.model_overrides, **start, **named}
+    img_size = _given(params, "img_size", recipe.data.img_size)
+    overrides: dict[str, Any] = {}
     try:
-        arch = get_preset(model, img_size=img_size, **overrides)
-        differ = [f"{k}={start[k]}" for k in start if getattr(arch, k) != start[k]]
-        if differ:
-            problems.append(f"init_from {init_from!r} has {', '.join(differ)}, unlike model {model}: "
-                            "leave model out to train the checkpoint's architecture")
-    except (InvalidParameterError, UnknownModelError) as exc:
-        problems.append(f"model {model} at {img_size} px: {exc}")
+        arch = start_architecture(init_path, recipe, model=params.get("model"),
+                                  img_size=params.get("img_size"),
+                                  overrides=params.get("model_overrides"),
+                                  label=f"init_from {init_from!r}",
+                                  leave_out="model and model_overrides")
+        model, img_size, overrides = arch.model, arch.img_size, arch.overrides
+    except InvalidParameterError as exc:
+        problems.append(str(exc))
 
     epochs = _given(params, "epochs", recipe.epochs)
     batch_size = params.get("batch_size")
@@ -195,6 +177,9 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset,
     optim: dict[str, Any] = {"warmup_epochs": warmup}
     if params.get("blr") is not None:
         optim.update(blr=params["blr"], lr=None)
+    elif init_path and (lr := continue_lr(params)) is not None:
+        optim["lr"] = lr  # not the recipe's from-scratch lr
+        notes.append(continue_lr_note(recipe))
 
     total = None if dataset.capped else (dataset.num_images // (batch_size * gpus)) * epochs
     changes: dict[str, Any] = {

@@ -182,12 +182,26 @@
     form.querySelectorAll("input[name=mask_strategy]").forEach((r) => r.addEventListener("change", syncRatio));
     syncRatio();
 
+    // An empty Base lr means the recipe's lr from scratch, and the server's continued-pretraining
+    // lr from a checkpoint (config.continueLr: the value and the note a job gets).
+    const blr = form.elements.blr, lrHelp = $("#help-lr");
+    function syncLr() {
+      const d = config.recipes[els.recipe.value] || config.defaults;
+      const recipeLr = d.lr !== null && d.lr !== undefined ? `lr ${d.lr}` : `base lr ${d.blr}`;
+      const start = form.elements.init_from.value, cont = config.continueLr || {};
+      blr.placeholder = start ? `lr ${cont.text}` : "recipe";
+      lrHelp.textContent = start ? `Empty: ${cont.notes[els.recipe.value]}.` : `Empty: the recipe's ${recipeLr}.`;
+    }
+    form.elements.init_from.addEventListener("change", syncLr);
+    syncLr();
+
     els.recipe.addEventListener("change", () => {
       const d = config.recipes[els.recipe.value];
       if (!d) return;
       form.elements.model.value = d.model;
       form.elements.epochs.value = d.epochs;
       syncBatch();
+      syncLr();
       form.elements.norm_pix_loss.checked = d.norm_pix_loss;
       form.elements.img_size.value = d.img_size;
     });

@@ -3,6 +3,8 @@ rows (item 13), the capped default batch (issue 13) and init_from (issue 17)."""
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 
 import pytest
@@ -15,7 +17,7 @@ from mae_core.model import create_model
 from mae_core.train.config import RECIPES
 from mae_core.train.cost import CostLimits, estimate
 from mae_core.train.fields import TRAIN_FIELDS
-from mae_core.train.init import init_from_checkpoint
+from mae_core.train.init import CONTINUE_LR, continue_lr_note, init_from_checkpoint
 from mae_core.errors import TrainingError
 from mae_service.jobs import Worker
 from mae_tools.testing import TINY_64, write_checkpoint
@@ -206,3 +208,14 @@ def test_an_init_from_job_trains_and_publishes(client, settings):
     assert (trained[key] - start[key]).abs().max() < 1e-3 < (trained[key] - scratch[key]).abs().max()
     models = {m["id"] for m in client.get("/api/models").json()["models"]}
     assert job["id"] in models
+
+
+def test_the_train_form_takes_the_continue_lr_from_page_config(client):
+    page = client.get("/train").text
+    config = json.loads(re.search(r'<script type="application/json" id="page-config">(.*?)</script>',
+                                  page, re.S).group(1))
+    assert config["continueLr"]["lr"] == CONTINUE_LR
+    assert config["continueLr"]["notes"] == {n: continue_lr_note(r) for n, r in RECIPES.items()}
+    assert 'id="help-lr"' in page and '<option value="mae-lab-default" selected>' in page
+    script = client.get("/static/js/train.js").text
+    assert "config.continueLr" in script and str(CONTINUE_LR) not in script  # no literal lr

@@ -1,11 +1,14 @@
 """The Train page's evaluation form in headless Chromium against real `mae serve` + `mae worker`
 processes: the protocol's fields come from the server's tables, a k-NN job is queued from the
-form, a worker runs it and the job page shows its top-1 and confusion matrix."""
+form, a worker runs it and the job page shows its top-1 and confusion matrix; and the pretraining
+form's lr hint starting from that server's checkpoint (the continued-pretraining lr)."""
 
 from __future__ import annotations
 
 import pytest
 
+from mae_core.train.config import RECIPES
+from mae_core.train.init import CONTINUE_LR, continue_lr_note
 from mae_tools.testing import write_checkpoint
 from support.browser_helpers import wait_for_js, watched_page
 from support.jobs_helpers import serve_until_healthy, start_mae, stop, subprocess_env
@@ -60,4 +63,22 @@ def test_a_knn_job_queued_from_the_form_runs_and_shows_its_result(browser, serve
         page.wait_for_selector("#eval-top [data-metric='Top-1']")
         assert page.inner_text("#eval-top [data-metric='Top-1']") == "100.0%"  # two distinct colours
         assert page.eval_on_selector_all("#eval-confusion tr", "rs => rs.length") == 3  # header + 2 classes
+        assert not page.problems, page.problems
+
+
+def test_the_train_forms_empty_lr_says_the_continue_lr_from_a_checkpoint(browser, server):
+    base = server[0]
+    with watched_page(browser, base, viewport={"width": 1360, "height": 900}) as page:
+        page.goto(base + "/train")
+        page.click(".advanced summary")
+        assert page.input_value("#f-init") == "mae-lab-default"  # the form starts from the default
+        assert page.get_attribute("#f-blr", "placeholder") == f"lr {CONTINUE_LR:g}"
+        assert page.inner_text("#help-lr") == f"Empty: {continue_lr_note(RECIPES['cpu-demo'])}."
+        page.select_option("#f-init", "")  # from scratch: the recipe's lr
+        assert page.get_attribute("#f-blr", "placeholder") == "recipe"
+        assert page.inner_text("#help-lr") == f"Empty: the recipe's lr {RECIPES['cpu-demo'].optim.lr}."
+        page.select_option("#f-recipe", "paper")
+        assert page.inner_text("#help-lr") == f"Empty: the recipe's base lr {RECIPES['paper'].optim.blr}."
+        page.select_option("#f-init", "mae-lab-default")
+        assert page.inner_text("#help-lr") == f"Empty: {continue_lr_note(RECIPES['paper'])}."
         assert not page.problems, page.problems

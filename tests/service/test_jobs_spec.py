@@ -8,6 +8,8 @@ from mae_core.errors import InvalidParameterError
 from mae_service.jobs import JobStore, find_dataset, list_datasets, pretrain_config, submit_pretrain
 from mae_service.jobs.datasets import count_images
 from mae_core.train.config import RECIPES
+from mae_core.train.init import CONTINUE_LR
+from mae_tools.testing import TINY_64, write_checkpoint
 from support.train_helpers import TINY, make_images
 
 
@@ -128,3 +130,35 @@ def test_gpus_reach_the_job_and_split_the_steps(roots, tmp_path):
     assert job.gpus == 2 and job.params["gpus"] == 2
     assert job.params["estimated_steps"] == 4  # 40 images // (8 x 2 processes) x 2 epochs
     assert submit_pretrain(store, roots, {"dataset": "shapes", "epochs": 1}).gpus == 1
+
+
+# ------------------------------------------------------------------ init_from (issue 17)
+@pytest.fixture
+def start(tmp_path):
+    """A resolver that knows one small checkpoint (TINY_64) as "start"."""
+    path = str(write_checkpoint(tmp_path, "start"))
+    return lambda checkpoint_id: {"start": path}[checkpoint_id]
+
+
+def test_init_from_takes_the_checkpoints_architecture_and_the_continue_lr(roots, start):
+    params, config = pretrain_config({"dataset": "shapes", "init_from": "start", "batch_size": 4},
+                                     find_dataset(roots, "shapes"), start)
+    arch = {k: v for k, v in TINY_64.items() if k != "img_size"}
+    assert {k: config.model_overrides[k] for k in arch} == arch and config.data.img_size == 64
+    assert config.optim.lr == params["lr"] == CONTINUE_LR != RECIPES["cpu-demo"].optim.lr
+    assert any(n.startswith(f"lr {CONTINUE_LR:g}: starting from a checkpoint") for n in params["notes"])
+
+
+def test_a_jobs_blr_wins_over_the_continue_lr(roots, start):
+    params, config = pretrain_config({"dataset": "shapes", "init_from": "start", "batch_size": 4,
+                                      "blr": 2e-3}, find_dataset(roots, "shapes"), start)
+    assert config.optim.blr == 2e-3 and config.optim.lr is None
+    assert not any("continued-pretraining" in n for n in params["notes"])
+
+
+def test_an_architecture_unlike_the_checkpoints_is_refused(roots, start):
+    with pytest.raises(InvalidParameterError) as info:
+        pretrain_config({"dataset": "shapes", "init_from": "start",
+                         "model_overrides": {"decoder_depth": 3}}, find_dataset(roots, "shapes"), start)
+    assert "init_from 'start' has decoder_depth=1 (asked: 3)" in str(info.value)
+    assert "leave model and model_overrides out" in str(info.value)
