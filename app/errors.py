@@ -59,7 +59,8 @@ class QueueFullError(ServiceUnavailableError):
 
 
 class OverloadedError(ServiceUnavailableError):
-    """Too many requests are being handled at once (MAE_MAX_IN_FLIGHT)."""
+    """Too many requests are being handled (MAE_MAX_IN_FLIGHT) or receiving their body
+    (MAE_MAX_RECEIVING) at once."""
 
 
 class ShuttingDownError(ServiceUnavailableError):
@@ -156,7 +157,7 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
 COMMON_ERRORS = {
     "400": "the request body could not be parsed (not JSON / not multipart as declared)",
     "413": "the request body is over MAE_MAX_UPLOAD_BYTES",
-    "503": "overloaded (MAE_MAX_IN_FLIGHT) or shutting down; retry after Retry-After seconds "
+    "503": "overloaded (MAE_MAX_IN_FLIGHT, MAE_MAX_RECEIVING) or shutting down; retry after Retry-After seconds "
            "(Retry-After-Ms: milliseconds)",
 }
 

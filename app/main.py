@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.downloads = DownloadManager(settings.data_dir)
     app.state.features = FeatureStore(settings.data_dir)
     install_error_handlers(app)
-    app.state.admission = Admission(settings.max_in_flight)
+    app.state.admission = Admission(settings.max_in_flight, settings.max_receiving)
     app.add_middleware(StrictJSONMiddleware)  # innermost: reads bodies BodyLimit has bounded
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, per_path={
         "/api/checkpoints": (settings.max_checkpoint_upload_bytes, "MAE_MAX_CHECKPOINT_UPLOAD_BYTES")},

@@ -21,8 +21,8 @@ class BodyLimitMiddleware:
 
     Slow bodies are cut off the same way, with 408: a wait of over ``idle_timeout_s`` for the
     next piece, or, once ``idle_timeout_s`` has passed, an average below ``min_rate`` bytes a
-    second. A client trickling one byte at a time so holds its in-flight slot for seconds, not
-    for as long as it likes.
+    second. A client trickling one byte at a time so holds its ``MAE_MAX_RECEIVING`` slot (never
+    a handling slot: see ``app.admission``) for seconds, not for as long as it likes.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int,

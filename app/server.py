@@ -1,8 +1,9 @@
 """Run the app under uvicorn with a graceful, bounded shutdown (what ``mae serve`` calls).
 
-On the first SIGTERM or SIGINT the server keeps listening but drains: requests already in flight
-run to completion, new ones get 503 ``shutting_down`` with ``Retry-After`` (so a load balancer or
-client moves on instead of seeing refused connections). Once nothing is in flight, or
+On the first SIGTERM or SIGINT the server keeps listening but drains: requests already admitted
+(in flight, or still receiving their body) run to completion, new ones get 503 ``shutting_down``
+with ``Retry-After`` (so a load balancer or client moves on instead of seeing refused
+connections). Once no admitted request is left (``Admission.active``), or
 ``shutdown_grace_s`` (less a half-second reserve) has passed, uvicorn shuts down (a request still
 running is cancelled; one that has not started its answer gets 503) and the process exits without
 the interpreter's slow module teardown. A watchdog ends the process one second after the grace
@@ -71,15 +72,15 @@ class GracefulServer(uvicorn.Server):
         reserve = min(SHUTDOWN_RESERVE_S, self.grace_s / 4)
         self.drain_deadline = time.monotonic() + self.grace_s - reserve
         self.admission.start_draining()
-        log.info("signal %d: draining %d request(s) in flight, refusing new ones (grace %.1f s)",
-                 sig, self.admission.in_flight, self.grace_s)
+        log.info("signal %d: draining %d admitted request(s), refusing new ones (grace %.1f s)",
+                 sig, self.admission.active, self.grace_s)
         threading.Thread(target=_watchdog, args=(self.grace_s + WATCHDOG_MARGIN_S,),
                          name="shutdown-watchdog", daemon=True).start()
 
     async def on_tick(self, counter: int) -> bool:
         if self.drain_deadline is not None and not self.should_exit:
             remaining = self.drain_deadline - time.monotonic()
-            if self.admission.in_flight == 0 or remaining <= 0:
+            if self.admission.active == 0 or remaining <= 0:
                 # uvicorn's own wait for connections gets what is left of the drain
                 self.config.timeout_graceful_shutdown = max(0.05, remaining)
                 self.should_exit = True

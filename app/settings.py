@@ -35,8 +35,12 @@ class Settings(BaseSettings):
         max_image_pixels: largest accepted width x height, read from the image header before
             decoding; larger images get 413 (a small file can decode to a huge bitmap).
         decode_concurrency: uploads decoded at once (decoding a large image takes memory).
-        max_in_flight: requests handled at once (reading, decoding, queued, running); past it
-            new ones get 503 with ``Retry-After`` before their body is read.
+        max_in_flight: requests handled at once (decoding, queued, running), counted from when
+            their body is complete; past it new ones get 503 with ``Retry-After`` before their
+            body is read, and a body completing with no slot free gets 503.
+        max_receiving: requests whose body is still arriving (an idle upload holds one of these,
+            not a handling slot, until ``body_idle_timeout_s`` ends it); past it new requests
+            with a body get 503 before it is read. Each may buffer up to ``max_upload_bytes``.
         queue_size: reconstruction requests accepted but not finished (waiting + running) before
             new ones get 503 with ``Retry-After`` / ``Retry-After-Ms``.
         batch_window_ms: how long the worker waits after the first request for compatible ones to
@@ -99,6 +103,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     decode_concurrency: int = Field(default=2, ge=1)
     max_in_flight: int = Field(default=64, ge=1)
+    max_receiving: int = Field(default=128, ge=1)
     queue_size: int = Field(default=32, ge=0)
     batch_window_ms: float = Field(default=3.0, ge=0)
     max_batch_size: int = Field(default=16, ge=1)
