@@ -38,10 +38,13 @@ def test_download_reconstruct_then_compare_with_the_default(browser, catalog_sit
             text = row.locator(".psnr").inner_text()
             assert text.startswith("masked-patch PSNR ") and text.split()[2].replace(".", "").isdigit()
             psnrs.append(float(text.split()[2]))
-        assert psnrs[0] != psnrs[1]  # two models, two scores for the same mask
-        # the same mask: the masked panels are identical images
-        masked = [rows.nth(i).locator('[data-panel="masked"] img').get_attribute("src") for i in range(2)]
-        assert masked[0] == masked[1]
+        # the same mask: the masked panels are identical images; two models: two reconstructions
+        # (two random-init tiny models can score the same to 0.01 dB, so the images are compared)
+        def panel(i: int, name: str) -> str | None:
+            return rows.nth(i).locator(f'[data-panel="{name}"] img').get_attribute("src")
+
+        assert panel(0, "masked") == panel(1, "masked")
+        assert panel(0, "reconstruction") != panel(1, "reconstruction"), psnrs
 
         # unticking one leaves fewer than two: the rows go and the hint says what to do
         page.locator("#compare-tiny-official").uncheck()
