@@ -14,7 +14,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -165,8 +165,9 @@ def reconstruct_form(image: bytes, *, filename: str = "upload.png",
 
 
 def call_asgi(app: Any, method: str, path: str, headers: dict[str, str],
-              chunks: Sequence[bytes]) -> dict[str, Any]:
-    """Drive ``app`` with one raw ASGI HTTP request whose body arrives in ``chunks``.
+              chunks: Sequence[bytes], before_last: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Drive ``app`` with one raw ASGI HTTP request whose body arrives in ``chunks``;
+    ``before_last()`` runs when the app asks for the last chunk, before it gets it.
 
     Returns ``status``, ``headers``, ``body`` and ``chunks_read`` (how many body messages the app
     pulled), so a test can tell whether a body was read at all. The app's lifespan is not run.
@@ -183,6 +184,8 @@ def call_asgi(app: Any, method: str, path: str, headers: dict[str, str],
     async def receive() -> dict[str, Any]:
         if not pending:
             await anyio.sleep(3600)  # a client that sends nothing more
+        if len(pending) == 1 and before_last is not None:
+            before_last()
         out["chunks_read"] += 1
         body = pending.pop(0)
         return {"type": "http.request", "body": body, "more_body": bool(pending)}

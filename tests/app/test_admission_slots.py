@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-import anyio
 import pytest
 
 from app import Settings, create_app
 from app.admission import Admission, has_body
-from mae_tools.testing import png_bytes, synthetic_photo, write_checkpoint
+from mae_tools.testing import call_asgi, png_bytes, synthetic_photo, write_checkpoint
 
 MULTIPART = "multipart/form-data; boundary=b"
 
@@ -33,34 +32,8 @@ def two_piece_post(app: Any, path: str, content_type: str, body: bytes,
                    between: Callable[[], None]) -> dict[str, Any]:
     """One raw ASGI POST whose body arrives in two pieces; ``between()`` runs after the app has
     read the first and before it gets the last. Returns status, headers and the parsed body."""
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-             "root_path": "", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000),
-             "headers": [(b"host", b"127.0.0.1"), (b"content-type", content_type.encode()),
-                         (b"content-length", str(len(body)).encode())]}
-    pieces = [{"type": "http.request", "body": body[:10], "more_body": True},
-              {"type": "http.request", "body": body[10:], "more_body": False}]
-    out: dict[str, Any] = {"status": None, "headers": {}, "body": b""}
-
-    async def receive() -> dict[str, Any]:
-        if len(pieces) == 1:
-            between()
-        if not pieces:
-            await anyio.sleep(3600)  # the client waits for its answer
-        return pieces.pop(0)
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            out["status"] = message["status"]
-            out["headers"] = {k.decode(): v.decode() for k, v in message.get("headers", [])}
-        elif message["type"] == "http.response.body":
-            out["body"] += message.get("body", b"")
-
-    async def main() -> None:
-        with anyio.fail_after(30):
-            await app(scope, receive, send)
-
-    anyio.run(main)
+    headers = {"host": "127.0.0.1", "content-type": content_type, "content-length": str(len(body))}
+    out = call_asgi(app, "POST", path, headers, [body[:10], body[10:]], before_last=between)
     out["json"] = json.loads(out["body"]) if out["body"] else None
     return out
 
