@@ -53,7 +53,7 @@ PRETRAIN_FIELDS: tuple[FieldSpec, ...] = (
     DATASET, RECIPE, INIT_FROM,
     *(FIELDS_BY_NAME[n] for n in (
         "model", "mask_strategy", "mask_ratio", "epochs", "batch_size", "norm_pix_loss", "seed",
-        "img_size", "blr", "warmup_epochs", "device", "log_every", "snapshot_every",
+        "img_size", "blr", "lr", "warmup_epochs", "device", "log_every", "snapshot_every",
         "ckpt_every_steps")),
     GPUS, MAX_ATTEMPTS,
 )
@@ -175,7 +175,9 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset,
     if warmup is None:  # keep the recipe's warmup fraction
         warmup = round(recipe.optim.warmup_epochs * epochs / recipe.epochs, 4)
     optim: dict[str, Any] = {"warmup_epochs": warmup}
-    if params.get("blr") is not None:
+    if params.get("lr") is not None:  # an absolute lr wins over blr, as in mae train
+        optim.update(lr=params["lr"])
+    elif params.get("blr") is not None:
         optim.update(blr=params["blr"], lr=None)
     elif init_path and (lr := continue_lr(params)) is not None:
         optim["lr"] = lr  # not the recipe's from-scratch lr

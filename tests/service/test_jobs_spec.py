@@ -7,6 +7,7 @@ import pytest
 from mae_core.errors import InvalidParameterError
 from mae_service.jobs import JobStore, find_dataset, list_datasets, pretrain_config, submit_pretrain
 from mae_service.jobs.datasets import count_images
+from mae_service.jobs.spec import field_problems
 from mae_core.train.config import RECIPES
 from mae_core.train.init import CONTINUE_LR
 from mae_tools.testing import TINY_64, write_checkpoint
@@ -154,6 +155,15 @@ def test_a_jobs_blr_wins_over_the_continue_lr(roots, start):
                                       "blr": 2e-3}, find_dataset(roots, "shapes"), start)
     assert config.optim.blr == 2e-3 and config.optim.lr is None
     assert not any("continued-pretraining" in n for n in params["notes"])
+
+
+def test_a_jobs_absolute_lr_wins_over_blr_and_the_continue_lr(roots, start):
+    params, config = pretrain_config({"dataset": "shapes", "init_from": "start", "batch_size": 4,
+                                      "lr": 3e-5, "blr": 2e-3}, find_dataset(roots, "shapes"), start)
+    assert config.optim.lr == params["lr"] == 3e-5
+    assert not any("continued-pretraining" in n for n in params["notes"])
+    problems = field_problems({"dataset": "shapes", "lr": 0.0})
+    assert any(p.startswith("lr") for p in problems), problems
 
 
 def test_an_architecture_unlike_the_checkpoints_is_refused(roots, start):
