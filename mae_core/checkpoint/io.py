@@ -79,6 +79,13 @@ def load_model(
     return model.to(device)
 
 
+def checkpoint_config(path: str | Path) -> ModelConfig:
+    """The architecture ``load_model`` builds for the file at ``path``: its card's, a training
+    checkpoint's run config, a Hugging Face config.json beside it, or inferred from its shapes."""
+    state, info = load_state_dict(path)
+    return _config_for(state, info["card"] or {}, info, Path(path))
+
+
 def _config_for(state, card, info, path: Path) -> ModelConfig:
     if card.get("model_config"):
         return ModelConfig.from_dict(card["model_config"])

@@ -18,7 +18,7 @@ import torch
 
 from ..checkpoint.card import read_card
 from ..checkpoint.formats import has_decoder
-from ..checkpoint.io import load_state_dict
+from ..checkpoint.io import checkpoint_config, load_state_dict
 from ..errors import CheckpointError, InvalidParameterError, TrainingError, UnknownModelError
 from ..model import MaskedAutoencoderViT
 from ..presets import get_preset
@@ -55,17 +55,18 @@ def continue_lr_note(recipe: "TrainConfig") -> str:
 
 
 def checkpoint_architecture(path: str | Path | None) -> dict[str, Any]:
-    """img_size and every architecture override field of the checkpoint's card (empty: no card
-    to read; the tensors are then checked when the run loads them)."""
+    """img_size and every architecture override field of the checkpoint: its card's, or, for a
+    file without one (an official .pth), what the loader builds for it (empty: unreadable; the
+    run's load then says why)."""
     if not path:
         return {}
     try:
-        cfg = (read_card(path) or {}).get("model_config") or {}
+        cfg = (read_card(path) or {}).get("model_config") or checkpoint_config(path).to_dict()
     except (OSError, ValueError, CheckpointError):
         return {}
     arch = {k: cfg[k] for k in MODEL_OVERRIDE_FIELDS if isinstance(cfg.get(k), int)}
     size = cfg.get("img_size")
-    if isinstance(size, list) and len(size) == 2 and size[0] == size[1]:
+    if isinstance(size, (list, tuple)) and len(size) == 2 and size[0] == size[1]:
         arch["img_size"] = size[0]
     return arch
 

@@ -38,3 +38,25 @@ def test_init_from_refuses_other_head_counts(tmp_path):
     with pytest.raises(TrainingError, match=f"decoder_num_heads \\({config.decoder_num_heads} in the checkpoint"):
         init_from_checkpoint(other, weights)
     init_from_checkpoint(MaskedAutoencoderViT(config), weights)  # the card's own heads load
+
+
+def test_a_card_less_official_file_gives_its_architecture_to_a_run_from_it(tmp_path):
+    from mae_core import create_model
+    from mae_core.checkpoint.export import export_official
+    from mae_core.presets import get_preset
+    from mae_core.train.config import RECIPES
+    from mae_core.train.init import checkpoint_architecture, start_architecture
+
+    # heads as the loader infers them without a card (64-d encoder heads, 32-d decoder heads)
+    arch = dict(embed_dim=128, depth=2, num_heads=2, decoder_embed_dim=64, decoder_depth=1,
+                decoder_num_heads=2, patch_size=8)
+    torch.manual_seed(3)
+    official = export_official(create_model("mae_vit_tiny_patch16", img_size=64, **arch),
+                               tmp_path / "official.pth")
+    assert not official.with_suffix(".json").exists()
+    assert checkpoint_architecture(official) == {**arch, "img_size": 64}
+    start = start_architecture(official, RECIPES["cpu-demo"])
+    assert start.img_size == 64 and {k: start.overrides[k] for k in arch} == arch
+    model = MaskedAutoencoderViT(get_preset(start.model, img_size=start.img_size, **start.overrides))
+    init_from_checkpoint(model, official)  # every tensor fits
+    assert checkpoint_architecture(tmp_path / "missing.pth") == {}
