@@ -6,6 +6,9 @@ is a class, and its images are random crops (20-60% of the area by default, rand
 to 256 px; every 5th crop of a class is held out. A few CPU minutes at the default sizes.
 
     python -m mae_tools.eval_gap [--checkpoint checkpoints/mae-lab-default.safetensors] [--crops 40]
+
+``--data DIR`` uses a labelled folder instead (one sub-folder per class, e.g. the stamps of
+``mae data build-labelled``), with the same every-5th-image hold-out.
 """
 
 from __future__ import annotations
@@ -58,10 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--area", type=float, nargs=2, default=(0.2, 0.6),
                    help="crop area as a fraction of the photo (smaller: harder)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", type=Path, default=None,
+                   help="a labelled folder (a sub-folder per class) instead of the sample crops")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        data = sample_crops(Path(tmp) / "samples", args.crops, args.seed, area=tuple(args.area))
+        data = args.data or sample_crops(Path(tmp) / "samples", args.crops, args.seed,
+                                         area=tuple(args.area))
         train, val = holdout_split(data, Path(tmp) / "split", 5)
         pretrained = load_model(args.checkpoint)
         random_init = load_model(args.checkpoint)
