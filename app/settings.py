@@ -161,8 +161,9 @@ class Settings(BaseSettings):
 
     @property
     def decode_limits(self) -> dict[str, int]:
-        """The decode-work limits, as ``app.images.decode_image`` takes them."""
-        return {"max_scans": self.max_jpeg_scans, "max_decode_bytes": self.max_decode_bytes}
+        """Every limit of an upload's decoding, as ``app.images.decode_image`` takes them."""
+        return {"max_bytes": self.max_upload_bytes, "max_pixels": self.max_image_pixels,
+                "max_scans": self.max_jpeg_scans, "max_decode_bytes": self.max_decode_bytes}
 
     @property
     def cost_limits(self) -> CostLimits:

@@ -59,6 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def resolve_config(args: argparse.Namespace):
     from mae_core.errors import InvalidParameterError
     from mae_core.train.config import TrainConfig, get_recipe, load_config_file, merge
+    from mae_core.train.init import lr_fields
 
     if args.resume:
         if not args.output_dir:
@@ -88,35 +89,32 @@ def resolve_config(args: argparse.Namespace):
             asked[name] = getattr(args, flag)
     if args.augment is not None:
         asked["data"] = {**(asked.get("data") or {}), "augment": args.augment}
-    optim = asked.get("optim") or {}
-    if optim.get("blr") is not None and optim.get("lr") is None:
-        asked["optim"] = {**optim, "lr": None}  # a blr of one's own is not overridden by the recipe's lr
     if asked.get("init_from"):
         asked = _continue(asked, recipe)
-    return merge(recipe, asked)
+    optim = dict(asked.get("optim") or {})
+    lr, note = lr_fields(optim, recipe, from_checkpoint=bool(asked.get("init_from")))
+    if note:
+        log.info(note)
+    return merge(recipe, {**asked, "optim": {**optim, **lr}})
 
 
 def _continue(asked: dict, recipe) -> dict:
-    """A run from a checkpoint: its architecture and the continued-pretraining lr, unless the
-    user named them (the rules a job follows, mae_core.train.init)."""
+    """A run from a checkpoint: its architecture, unless the user named one (the rule a job
+    follows, mae_core.train.init)."""
     from mae_core.errors import InvalidParameterError
-    from mae_core.train.init import continue_lr, continue_lr_note, start_architecture
+    from mae_core.train.init import start_architecture
 
     path = asked["init_from"]
     if not Path(path).is_file():
         raise InvalidParameterError(f"--init-from {path}: no such checkpoint file "
                                     "(give the path of a .safetensors / .pth file)")
-    data, optim = dict(asked.get("data") or {}), dict(asked.get("optim") or {})
+    data = dict(asked.get("data") or {})
     arch = start_architecture(path, recipe, model=asked.get("model"), img_size=data.get("img_size"),
                               overrides=asked.get("model_overrides"),
                               label=f"--init-from {Path(path).name}",
                               leave_out="--model and the architecture flags")
     data["img_size"] = arch.img_size
-    if (lr := continue_lr(optim)) is not None:
-        optim["lr"] = lr
-        log.info(continue_lr_note(recipe))
-    return {**asked, "model": arch.model, "model_overrides": arch.overrides, "data": data,
-            "optim": optim}
+    return {**asked, "model": arch.model, "model_overrides": arch.overrides, "data": data}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -133,8 +133,7 @@ async def compare(
                 registry.resolve(mid)
             except DecoderMissingError as exc:  # a 422 here: the choice of models is the error
                 raise InvalidParameterError(f"{exc}; compare needs models that reconstruct") from None
-        picture = decode_image(data, image.content_type, settings.max_upload_bytes,
-                               settings.max_image_pixels, **settings.decode_limits)
+        picture = decode_image(data, image.content_type, **settings.decode_limits)
         models = {mid: registry.get(mid) for mid in ids}
         grid, prepared = fit_to_models(picture, models, resize)
         shared, seed = wanted.on_grid(grid)

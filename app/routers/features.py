@@ -131,8 +131,7 @@ async def neighbours(
         raise HTTPException(409, "embed the dataset first (POST /api/features) and wait until it is ready")
     data = await image.read()
     picture = await anyio.to_thread.run_sync(
-        lambda: decode_image(data, image.content_type, settings.max_upload_bytes, settings.max_image_pixels,
-                             **settings.decode_limits),
+        lambda: decode_image(data, image.content_type, **settings.decode_limits),
         limiter=request.app.state.decode_limiter)
     query = await anyio.to_thread.run_sync(
         lambda: embed_images(features.model_for(weights), [picture], pool)[0])

@@ -147,9 +147,7 @@ async def reconstruct(
 
     def resolve_and_decode():  # one thread hop for both (each hop costs ~0.1 ms)
         info = registry.resolve(model)
-        picture = decode_image(data, image.content_type, settings.max_upload_bytes,
-                               settings.max_image_pixels,
-                               **settings.decode_limits)
+        picture = decode_image(data, image.content_type, **settings.decode_limits)
         reconstructor = registry.loaded(info)
         if reconstructor is not None:
             # Resize to the model's input here, in parallel with other requests' inference; the

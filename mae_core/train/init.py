@@ -4,7 +4,7 @@ architecture (widths, depths, heads, patch size) must be the checkpoint's; the i
 differ (the position tables are fixed sin-cos, rebuilt for the model's size).
 
 ``mae train`` and a job resolve such a run the same way, here: ``start_architecture`` (the
-checkpoint's architecture unless the user names one) and ``continue_lr`` (a continued-pretraining
+checkpoint's architecture unless the user names one) and ``lr_fields`` (a continued-pretraining
 lr unless the user sets lr or blr)."""
 
 from __future__ import annotations
@@ -38,11 +38,19 @@ log = logging.getLogger(__name__)
 CONTINUE_LR = 1e-4
 
 
-def continue_lr(optim_asked: Mapping[str, Any]) -> float | None:
-    """The lr a run from a checkpoint uses when ``optim_asked`` (the optimiser fields the user or
-    job set) names neither lr nor blr; None when it names one (theirs wins)."""
-    given = any(optim_asked.get(k) is not None for k in ("lr", "blr"))
-    return None if given else CONTINUE_LR
+def lr_fields(asked: Mapping[str, Any], recipe: "TrainConfig",
+              from_checkpoint: bool) -> tuple[dict[str, Any], str | None]:
+    """The optimiser's lr fields for a run, from the ``lr``/``blr`` the user or job gave, and a
+    note when the choice needs saying: a given lr wins; a given blr clears the recipe's lr (so
+    lr = blr * batch / 256); with neither, a run from a checkpoint takes CONTINUE_LR and any
+    other run the recipe's."""
+    if asked.get("lr") is not None:
+        return {"lr": asked["lr"]}, None
+    if asked.get("blr") is not None:
+        return {"blr": asked["blr"], "lr": None}, None
+    if from_checkpoint:
+        return {"lr": CONTINUE_LR}, continue_lr_note(recipe)
+    return {}, None
 
 
 def continue_lr_note(recipe: "TrainConfig") -> str:

@@ -18,7 +18,7 @@ from mae_core.fields import FieldSpec
 from mae_core.masking import check_strategy
 from mae_core.train.config import RECIPES, TrainConfig, get_recipe, merge
 from mae_core.train.cost import CostLimits, estimate
-from mae_core.train.init import continue_lr, continue_lr_note, start_architecture
+from mae_core.train.init import lr_fields, start_architecture
 from mae_core.train.fields import (
     FIELDS_BY_NAME,
     MODEL_OVERRIDE_FIELDS,
@@ -175,13 +175,10 @@ def pretrain_config(params: Mapping[str, Any], dataset: Dataset,
     if warmup is None:  # keep the recipe's warmup fraction
         warmup = round(recipe.optim.warmup_epochs * epochs / recipe.epochs, 4)
     optim: dict[str, Any] = {"warmup_epochs": warmup}
-    if params.get("lr") is not None:  # an absolute lr wins over blr, as in mae train
-        optim.update(lr=params["lr"])
-    elif params.get("blr") is not None:
-        optim.update(blr=params["blr"], lr=None)
-    elif init_path and (lr := continue_lr(params)) is not None:
-        optim["lr"] = lr  # not the recipe's from-scratch lr
-        notes.append(continue_lr_note(recipe))
+    lr, note = lr_fields(params, recipe, from_checkpoint=bool(init_path))  # as mae train
+    optim.update(lr)
+    if note:
+        notes.append(note)
 
     total = None if dataset.capped else (dataset.num_images // (batch_size * gpus)) * epochs
     changes: dict[str, Any] = {
