@@ -11,8 +11,8 @@ from pydantic import BaseModel, ValidationError
 
 from mae_core.errors import InvalidParameterError
 from mae_core.evaluation.fields import PROTOCOLS, resolve_eval_fields
-from mae_service.jobs import JobNotFoundError, JobStore
-from mae_service.jobs.evaluation import read_result, submit_eval
+from mae_service.jobs import JobNotFoundError, JobStore, list_datasets
+from mae_service.jobs.evaluation import describe_labels, read_result, submit_eval
 from mae_service.jobs.spec import JOB_FIELDS, MAX_ATTEMPTS, PRETRAIN
 
 from .fieldmodels import model_from_fields
@@ -70,9 +70,6 @@ def eval_form_config(settings: Settings, registry: ModelRegistry) -> dict[str, A
     with bounds, defaults and help from its JOB_FIELDS table (checkpoint, dataset and
     max_attempts have their own controls), every usable checkpoint id (encoder-only ones too)
     and the labelled datasets with their class counts."""
-    from mae_service.jobs import list_datasets
-    from mae_service.jobs.evaluation import describe_labels
-
     own = {"checkpoint", "dataset", MAX_ATTEMPTS.name}
     datasets = [{"id": d.id, "num_classes": labels["num_classes"], "num_images": d.num_images}
                 for d in list_datasets(settings.data_roots)
