@@ -226,9 +226,9 @@ def list_checkpoints(folder: str | Path, *, confined: bool = False) -> list[Chec
                 info.can_reconstruct = bool(card.get("has_decoder", True)) and has_decoder(state)
                 _check_layout(state, ModelConfig.from_dict(card["model_config"]), path.name)
             else:
-                state, meta = load_state_dict(path)
-                config = infer_config(state)
-                info.card = card or {"model_config": config.to_dict(), "layout": meta["layout"]}
+                state, loaded = load_state_dict(path)
+                config = _config_for(state, card or {}, loaded, path)  # what load_model builds
+                info.card = card or {"model_config": config.to_dict(), "layout": loaded["layout"]}
                 info.can_reconstruct = has_decoder(state)
                 _check_layout(state, config, path.name)
         except Exception as exc:  # noqa: BLE001 - a broken file is listed, never fatal

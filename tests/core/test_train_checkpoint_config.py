@@ -29,6 +29,11 @@ def test_a_training_checkpoint_is_loaded_with_its_run_configs_heads(tmp_path):
     x, noise = torch.rand(1, 3, 64, 64), torch.rand(1, 16)
     with torch.no_grad():
         assert torch.equal(loaded(x, mask_ratio=0.75, noise=noise)[1], model.eval()(x, mask_ratio=0.75, noise=noise)[1])
+    # the folder listing describes the same architecture as the loader builds
+    from mae_core.checkpoint.io import checkpoint_config, list_checkpoints
+
+    listed = {i.id: i.card["model_config"] for i in list_checkpoints(tmp_path)}
+    assert listed["ckpt_00000001"] == checkpoint_config(path).to_dict() == loaded.config.to_dict()
 
 
 def test_init_from_refuses_other_head_counts(tmp_path):
