@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,17 +99,11 @@ def _supervise(proc: subprocess.Popen, job: Job, should_stop: Any, fence: Any) -
                 raise
             log.info("job %s: stopping the torchrun group (checkpoint, then exit)", job.id)
             _signal_group(proc, signal.SIGTERM)
-            stopped_at = _now()
-        elif stopped_at is not None and _now() - stopped_at > STOP_GRACE_S:
+            stopped_at = time.monotonic()
+        elif stopped_at is not None and time.monotonic() - stopped_at > STOP_GRACE_S:
             log.warning("job %s: the torchrun group did not exit in %.0f s; killing it", job.id,
                         STOP_GRACE_S)
             _signal_group(proc, signal.SIGKILL)
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
